@@ -65,8 +65,7 @@ pub enum PolicyError {
 impl Policy {
     /// Parse and validate a JSON policy document.
     pub fn from_json(text: &str) -> Result<Self, PolicyError> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| PolicyError::Json(e.to_string()))?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| PolicyError::Json(e.to_string()))?;
         Self::try_from(value)
     }
 }
@@ -109,10 +108,7 @@ pub struct AuthzRequest<'a> {
 impl AuthzRequest<'_> {
     /// Add a context value (e.g. `aws:username`); the key is stored lower-case.
     pub fn insert(&mut self, key: &str, value: impl Into<String>) {
-        self.context
-            .entry(key.to_ascii_lowercase())
-            .or_default()
-            .push(value.into());
+        self.context.entry(key.to_ascii_lowercase()).or_default().push(value.into());
     }
 }
 
@@ -138,19 +134,14 @@ impl Statement {
     /// Action names are case-insensitive in IAM; ARNs are not.
     fn applies(&self, req: &AuthzRequest) -> bool {
         self.actions.matches(req.action, &req.context, true)
-            && self
-                .resources
-                .matches(&req.resource_arn, &req.context, false)
+            && self.resources.matches(&req.resource_arn, &req.context, false)
             && self.conditions.iter().all(|c| c.holds(&req.context))
     }
 }
 
 impl Targets {
     fn matches(&self, value: &str, context: &Context, fold_case: bool) -> bool {
-        self.patterns
-            .iter()
-            .any(|p| p.matches(value, context, fold_case))
-            != self.negated
+        self.patterns.iter().any(|p| p.matches(value, context, fold_case)) != self.negated
     }
 }
 
@@ -160,11 +151,6 @@ fn lookup<'c>(context: &'c Context, key: &str) -> Option<&'c [String]> {
     let lower = key.to_ascii_lowercase();
     context
         .get(&lower)
-        .or_else(|| {
-            context
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(key))
-                .map(|(_, v)| v)
-        })
+        .or_else(|| context.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
         .map(Vec::as_slice)
 }

@@ -47,10 +47,7 @@ impl S3Request {
 
     /// The first value of a query parameter, if present.
     pub fn query_value(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The resource a policy statement is matched against. Bucket-less requests
@@ -88,9 +85,9 @@ pub fn classify(
     headers: &HeaderMap,
     domains: &[String],
 ) -> Result<S3Request, ClassifyError> {
-    let rest = raw_path.strip_prefix('/').ok_or_else(|| {
-        ClassifyError::InvalidUri(format!("path must start with '/': {raw_path}"))
-    })?;
+    let rest = raw_path
+        .strip_prefix('/')
+        .ok_or_else(|| ClassifyError::InvalidUri(format!("path must start with '/': {raw_path}")))?;
     let (addressing, bucket, raw_key) = match virtual_host_bucket(host, domains) {
         Some(bucket) => (Addressing::VirtualHost, Some(bucket), rest),
         None if rest.is_empty() => (Addressing::Path, None, ""),
@@ -113,23 +110,11 @@ pub fn classify(
         (Some(_), Some(_)) => operation::Target::Object,
     };
     let route = operation::route(method, target, &query, headers)?;
-    Ok(S3Request {
-        action: route.action,
-        bucket,
-        key,
-        addressing,
-        query,
-        operation: route.operation,
-    })
+    Ok(S3Request { action: route.action, bucket, key, addressing, query, operation: route.operation })
 }
 
 /// Everything but the unreserved characters and '/', as the AWS SDKs encode a key in a path.
-const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'/');
+const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
 
 /// Percent-encode a decoded key for a URL path the way S3 SDKs do: every byte except unreserved
 /// `A-Za-z0-9-._~` and `/` becomes %XX (uppercase).
@@ -171,11 +156,7 @@ pub fn copy_source(headers: &HeaderMap) -> Result<Option<CopySource>, ClassifyEr
             _ => return Err(invalid()),
         }
     }
-    Ok(Some(CopySource {
-        bucket,
-        key,
-        version_id,
-    }))
+    Ok(Some(CopySource { bucket, key, version_id }))
 }
 
 /// The bucket named by a virtual-hosted-style Host header, or None for path style.
@@ -190,10 +171,7 @@ fn virtual_host_bucket(host: &str, domains: &[String]) -> Option<String> {
         _ => host,
     };
     let name = name.trim_end_matches('.').to_ascii_lowercase();
-    let domains: Vec<String> = domains
-        .iter()
-        .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
-        .collect();
+    let domains: Vec<String> = domains.iter().map(|d| d.trim_end_matches('.').to_ascii_lowercase()).collect();
     if domains.contains(&name) {
         return None;
     }
@@ -213,9 +191,7 @@ fn virtual_host_bucket(host: &str, domains: &[String]) -> Option<String> {
 fn validate_bucket(bucket: &str) -> Result<(), ClassifyError> {
     let bytes = bucket.as_bytes();
     let ok = (3..=255).contains(&bytes.len())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
         && !bucket.contains("..");
@@ -230,13 +206,8 @@ fn validate_bucket(bucket: &str) -> Result<(), ClassifyError> {
 /// could turn `b/x/../k` into `b/k`, so the object policy checked would not be the one S3 acts on.
 fn decode_key(raw: &str) -> Result<String, ClassifyError> {
     let key = decode(raw)?;
-    if key
-        .split('/')
-        .any(|segment| segment == "." || segment == "..")
-    {
-        return Err(ClassifyError::InvalidUri(
-            "object key contains a '.' or '..' segment".to_owned(),
-        ));
+    if key.split('/').any(|segment| segment == "." || segment == "..") {
+        return Err(ClassifyError::InvalidUri("object key contains a '.' or '..' segment".to_owned()));
     }
     Ok(key)
 }
@@ -249,9 +220,7 @@ fn decode(raw: &str) -> Result<String, ClassifyError> {
         let hex = bytes.get(i + 1..i + 3);
         if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
             // The raw text is not echoed: it may be a presigned URL's credential.
-            return Err(ClassifyError::InvalidUri(
-                "malformed percent-escape".to_owned(),
-            ));
+            return Err(ClassifyError::InvalidUri("malformed percent-escape".to_owned()));
         }
     }
     percent_decode_str(raw)
@@ -267,10 +236,7 @@ fn parse_query(raw: &str) -> Result<Vec<(String, String)>, ClassifyError> {
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            Ok((
-                decode(&name.replace('+', " "))?,
-                decode(&value.replace('+', " "))?,
-            ))
+            Ok((decode(&name.replace('+', " "))?, decode(&value.replace('+', " "))?))
         })
         .collect()
 }

@@ -57,12 +57,7 @@ pub(super) struct Condition {
 
 impl Condition {
     /// `variables`: whether `${...}` in string values is a policy variable (Version 2012-10-17).
-    pub(super) fn compile(
-        operator: &str,
-        key: &str,
-        values: &[String],
-        variables: bool,
-    ) -> Result<Self, String> {
+    pub(super) fn compile(operator: &str, key: &str, values: &[String], variables: bool) -> Result<Self, String> {
         if key.is_empty() {
             return Err(format!("{operator}: empty condition key"));
         }
@@ -81,21 +76,12 @@ impl Condition {
             None => (false, op),
         };
         let strings = |wildcards, fold_case| -> Result<Values, String> {
-            let patterns = values
-                .iter()
-                .map(|v| Pattern::compile(v, wildcards, variables))
-                .collect::<Result<_, _>>()?;
-            Ok(Values::Strings {
-                patterns,
-                fold_case,
-            })
+            let patterns =
+                values.iter().map(|v| Pattern::compile(v, wildcards, variables)).collect::<Result<_, _>>()?;
+            Ok(Values::Strings { patterns, fold_case })
         };
-        let numbers = |cmp| -> Result<Values, String> {
-            Ok(Values::Numbers(cmp, parse_all(values, parse_number)?))
-        };
-        let dates = |cmp| -> Result<Values, String> {
-            Ok(Values::Dates(cmp, parse_all(values, parse_date)?))
-        };
+        let numbers = |cmp| -> Result<Values, String> { Ok(Values::Numbers(cmp, parse_all(values, parse_number)?)) };
+        let dates = |cmp| -> Result<Values, String> { Ok(Values::Dates(cmp, parse_all(values, parse_date)?)) };
         let (negated, values) = match op {
             "StringEquals" => (false, strings(false, false)?),
             "StringNotEquals" => (true, strings(false, false)?),
@@ -124,13 +110,7 @@ impl Condition {
             },
             _ => return Err(format!("unknown condition operator {operator:?}")),
         };
-        Ok(Self {
-            key: key.to_owned(),
-            qualifier,
-            if_exists,
-            negated,
-            values,
-        })
+        Ok(Self { key: key.to_owned(), qualifier, if_exists, negated, values })
     }
 
     pub(super) fn holds(&self, context: &Context) -> bool {
@@ -160,23 +140,15 @@ impl Condition {
     /// of the wrong type (a non-number for Numeric...) matches nothing.
     fn matches(&self, value: &str, context: &Context) -> bool {
         match &self.values {
-            Values::Strings {
-                patterns,
-                fold_case,
-            } => patterns
-                .iter()
-                .any(|p| p.matches(value, context, *fold_case)),
+            Values::Strings { patterns, fold_case } => patterns.iter().any(|p| p.matches(value, context, *fold_case)),
             Values::Numbers(cmp, policy) => {
                 parse_number(value).is_ok_and(|v| policy.iter().any(|p| compare(*cmp, v, *p)))
             }
-            Values::Dates(cmp, policy) => {
-                parse_date(value).is_ok_and(|v| policy.iter().any(|p| compare(*cmp, v, *p)))
-            }
+            Values::Dates(cmp, policy) => parse_date(value).is_ok_and(|v| policy.iter().any(|p| compare(*cmp, v, *p))),
             Values::Bools(policy) => parse_bool(value).is_ok_and(|v| policy.contains(&v)),
-            Values::Cidrs(policy) => value
-                .trim()
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| policy.iter().any(|c| c.contains(ip))),
+            Values::Cidrs(policy) => {
+                value.trim().parse::<IpAddr>().is_ok_and(|ip| policy.iter().any(|c| c.contains(ip)))
+            }
             Values::Null(_) => false,
         }
     }
@@ -192,19 +164,12 @@ fn compare<T: PartialOrd>(cmp: Cmp, request: T, policy: T) -> bool {
     }
 }
 
-fn parse_all<T>(
-    values: &[String],
-    parse: impl Fn(&str) -> Result<T, String>,
-) -> Result<Vec<T>, String> {
+fn parse_all<T>(values: &[String], parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
     values.iter().map(|v| parse(v)).collect()
 }
 
 fn parse_number(text: &str) -> Result<f64, String> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|n| n.is_finite())
-        .ok_or_else(|| format!("{text:?} is not a number"))
+    text.trim().parse::<f64>().ok().filter(|n| n.is_finite()).ok_or_else(|| format!("{text:?} is not a number"))
 }
 
 fn parse_bool(text: &str) -> Result<bool, String> {
@@ -226,9 +191,7 @@ fn parse_date(text: &str) -> Result<OffsetDateTime, String> {
     if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
         return Ok(at);
     }
-    Date::parse(text, format_description!("[year]-[month]-[day]"))
-        .map(|d| d.midnight().assume_utc())
-        .map_err(|_| bad())
+    Date::parse(text, format_description!("[year]-[month]-[day]")).map(|d| d.midnight().assume_utc()).map_err(|_| bad())
 }
 
 /// An address block, parsed by hand because no CIDR crate is available.
@@ -254,11 +217,9 @@ impl Cidr {
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
-            Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => p
-                .parse::<u32>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(bad)?,
+            Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse::<u32>().ok().filter(|p| *p <= max).ok_or_else(bad)?
+            }
             Some(_) => return Err(bad()),
         };
         Ok(Self { addr, prefix })

@@ -40,9 +40,7 @@ impl Pattern {
         let mut rest = text;
         while let Some(c) = rest.chars().next() {
             if variables && rest.starts_with("${") {
-                let end = rest
-                    .find('}')
-                    .ok_or_else(|| format!("unterminated policy variable in {text:?}"))?;
+                let end = rest.find('}').ok_or_else(|| format!("unterminated policy variable in {text:?}"))?;
                 parts.push(variable(&rest[2..end])?);
                 rest = &rest[end + 1..];
                 continue;
@@ -119,10 +117,7 @@ fn variable(inner: &str) -> Result<Part, String> {
     if key.is_empty() || key.contains(char::is_whitespace) {
         return Err(format!("invalid policy variable ${{{inner}}}"));
     }
-    Ok(Part::Var {
-        key: key.to_owned(),
-        default,
-    })
+    Ok(Part::Var { key: key.to_owned(), default })
 }
 
 /// Wildcard match with single-star backtracking: linear in practice, never exponential.
@@ -154,10 +149,7 @@ mod tests {
     use super::*;
 
     fn ctx(pairs: &[(&str, &str)]) -> Context {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), vec![v.to_string()]))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), vec![v.to_string()])).collect()
     }
 
     fn like(pattern: &str, value: &str) -> bool {

@@ -30,10 +30,7 @@ const HEADER_KEYS: &[&str] = &[
 /// Object Lock headers, whose condition keys drop the `x-amz-` prefix.
 const OBJECT_LOCK_KEYS: &[(&str, &str)] = &[
     ("x-amz-object-lock-mode", "s3:object-lock-mode"),
-    (
-        "x-amz-object-lock-retain-until-date",
-        "s3:object-lock-retain-until-date",
-    ),
+    ("x-amz-object-lock-retain-until-date", "s3:object-lock-retain-until-date"),
     ("x-amz-object-lock-legal-hold", "s3:object-lock-legal-hold"),
 ];
 
@@ -42,13 +39,7 @@ impl AuthzRequest<'static> {
     /// `aws:CurrentTime`, `aws:EpochTime`, `aws:UserAgent`, `aws:Referer`, `s3:VersionId`, the
     /// `s3:x-amz-*` header keys, and for listings `s3:prefix`, `s3:delimiter`, `s3:max-keys`.
     /// Identity keys such as `aws:username` are the caller's to add with `insert`.
-    pub fn from_s3(
-        req: &S3Request,
-        source_ip: IpAddr,
-        secure: bool,
-        headers: &HeaderMap,
-        now: OffsetDateTime,
-    ) -> Self {
+    pub fn from_s3(req: &S3Request, source_ip: IpAddr, secure: bool, headers: &HeaderMap, now: OffsetDateTime) -> Self {
         let mut context = Context::new();
         let mut put = |key: &str, value: String| {
             context.entry(key.to_owned()).or_default().push(value);
@@ -82,27 +73,17 @@ impl AuthzRequest<'static> {
         if matches!(req.action, "s3:ListBucket" | "s3:ListBucketVersions") {
             // A listing without `prefix` lists from the root: IAM treats it as prefix "", so
             // `"StringEquals": {"s3:prefix": ["", "home/"]}` allows the root listing.
-            put(
-                "s3:prefix",
-                req.query_value("prefix").unwrap_or_default().to_owned(),
-            );
+            put("s3:prefix", req.query_value("prefix").unwrap_or_default().to_owned());
             for name in ["delimiter", "max-keys"] {
                 if let Some(value) = req.query_value(name) {
                     put(&format!("s3:{name}"), value.to_owned());
                 }
             }
         }
-        AuthzRequest {
-            action: req.action,
-            resource_arn: req.resource_arn(),
-            context,
-        }
+        AuthzRequest { action: req.action, resource_arn: req.resource_arn(), context }
     }
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }

@@ -14,11 +14,7 @@ fn policy(statements: &str) -> Policy {
 }
 
 fn req(action: &'static str, resource: &str, context: &[(&str, &str)]) -> AuthzRequest<'static> {
-    let mut req = AuthzRequest {
-        action,
-        resource_arn: resource.to_owned(),
-        context: Context::new(),
-    };
+    let mut req = AuthzRequest { action, resource_arn: resource.to_owned(), context: Context::new() };
     for (k, v) in context {
         req.insert(k, *v);
     }
@@ -35,21 +31,12 @@ const READ_ONLY: &str = r#"[
 /// Statements where Deny and NotResource interact.
 const ONLY_DATA: &str = r#"[{"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
   {"Effect": "Deny", "Action": "s3:*", "NotResource": ["arn:aws:s3:::data", "arn:aws:s3:::data/*"]}]"#;
-const NOT_ACTION: &str =
-    r#"{"Effect": "Allow", "NotAction": ["s3:Delete*", "s3:Put*Policy"], "Resource": "*"}"#;
+const NOT_ACTION: &str = r#"{"Effect": "Allow", "NotAction": ["s3:Delete*", "s3:Put*Policy"], "Resource": "*"}"#;
 const HOME: &str = r#"{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::data/home/${aws:username}/*"}"#;
-const ALL_BUCKETS: &str =
-    r#"{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "arn:aws:s3:::*"}"#;
+const ALL_BUCKETS: &str = r#"{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "arn:aws:s3:::*"}"#;
 
 /// case, statements, action, resource, context -> decision
-type EvalRow = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    Ctx,
-    Decision,
-);
+type EvalRow = (&'static str, &'static str, &'static str, &'static str, Ctx, Decision);
 type Ctx = &'static [(&'static str, &'static str)];
 
 #[rustfmt::skip]
@@ -82,13 +69,11 @@ fn evaluation_table() {
 }
 
 const PREFIXES: &str = r#"{"StringLike": {"s3:prefix": ["home/", "home/ann/*"]}}"#;
-const NO_PUBLIC: &str =
-    r#"{"StringNotEquals": {"s3:x-amz-acl": ["public-read", "public-read-write"]}}"#;
+const NO_PUBLIC: &str = r#"{"StringNotEquals": {"s3:x-amz-acl": ["public-read", "public-read-write"]}}"#;
 const NETWORKS: &str = r#"{"IpAddress": {"aws:SourceIp": ["10.0.0.0/8", "2001:db8::/32"]}}"#;
 const TAGS_ALL: &str = r#"{"ForAllValues:StringEquals": {"aws:TagKeys": ["a", "b"]}}"#;
 const TAGS_ANY: &str = r#"{"ForAnyValue:StringEquals": {"aws:TagKeys": ["a", "b"]}}"#;
-const TLS_AND_NET: &str =
-    r#"{"Bool": {"aws:SecureTransport": "true"}, "IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}"#;
+const TLS_AND_NET: &str = r#"{"Bool": {"aws:SecureTransport": "true"}, "IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}"#;
 const TWO_KEYS: &str = r#"{"StringEquals": {"s3:prefix": "p/", "s3:delimiter": "/"}}"#;
 
 /// Condition block, request context -> decision of an Allow statement carrying it.
@@ -146,9 +131,8 @@ const CONDITIONS: &[(&str, Ctx, Decision)] = &[
 #[test]
 fn conditions_table() {
     for (condition, context, want) in CONDITIONS {
-        let statement = format!(
-            r#"{{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*", "Condition": {condition}}}"#
-        );
+        let statement =
+            format!(r#"{{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*", "Condition": {condition}}}"#);
         let got = authorize(&policy(&statement), &req("s3:ListBucket", BUCKET, context));
         assert_eq!(got, *want, "{condition} with {context:?}");
     }
@@ -176,10 +160,7 @@ fn from_s3_fills_the_standard_keys() {
     assert_eq!(authz.resource_arn, BUCKET);
     assert_eq!(get("aws:SourceIp").as_deref(), Some("10.1.2.3"));
     assert_eq!(get("aws:SecureTransport").as_deref(), Some("true"));
-    assert_eq!(
-        get("aws:CurrentTime").as_deref(),
-        Some("2030-01-02T01:04:05Z")
-    );
+    assert_eq!(get("aws:CurrentTime").as_deref(), Some("2030-01-02T01:04:05Z"));
     assert_eq!(get("aws:EpochTime").as_deref(), Some("1893546245"));
     assert_eq!(get("s3:prefix").as_deref(), Some("home/ann/"));
     assert_eq!(get("s3:delimiter").as_deref(), Some("/"));
@@ -200,29 +181,10 @@ fn from_s3_fills_the_standard_keys() {
     assert_eq!(authorize(&home, &as_bob), Decision::ImplicitDeny);
 
     // A listing without a prefix is the root listing: s3:prefix is "".
-    let root = classify(
-        &Method::GET,
-        "data.gw.test",
-        "/",
-        None,
-        &HeaderMap::new(),
-        &domains,
-    )
-    .expect("classify");
+    let root = classify(&Method::GET, "data.gw.test", "/", None, &HeaderMap::new(), &domains).expect("classify");
     let authz = AuthzRequest::from_s3(&root, ip, false, &HeaderMap::new(), now);
-    assert_eq!(
-        lookup(&authz.context, "s3:prefix"),
-        Some(&[String::new()][..])
-    );
-    let get = classify(
-        &Method::GET,
-        "data.gw.test",
-        "/k",
-        None,
-        &HeaderMap::new(),
-        &domains,
-    )
-    .expect("classify");
+    assert_eq!(lookup(&authz.context, "s3:prefix"), Some(&[String::new()][..]));
+    let get = classify(&Method::GET, "data.gw.test", "/k", None, &HeaderMap::new(), &domains).expect("classify");
     let authz = AuthzRequest::from_s3(&get, ip, false, &HeaderMap::new(), now);
     assert_eq!(lookup(&authz.context, "s3:prefix"), None);
     assert_eq!(authz.resource_arn, "arn:aws:s3:::data/k");
@@ -283,10 +245,7 @@ fn invalid_policies_are_refused_with_a_reason() {
     let documents = INVALID_DOCUMENTS.iter().map(|(d, r)| (d.to_string(), *r));
     for (doc, reason) in documents.chain(conditions) {
         let err = Policy::from_json(&doc).expect_err(&doc).to_string();
-        assert!(
-            err.contains(reason),
-            "{doc}\n  gave: {err}\n  want: {reason}"
-        );
+        assert!(err.contains(reason), "{doc}\n  gave: {err}\n  want: {reason}");
     }
 }
 
@@ -298,8 +257,6 @@ fn policy_deserializes_from_config_formats() {
     .expect("serde");
     let request = req("s3:GetObject", "arn:aws:s3:::b/k", &[]);
     assert_eq!(authorize(&from_serde, &request), Decision::Allow);
-    let err = serde_json::from_str::<Policy>(r#"{"Statement": {"Effect": "Maybe"}}"#)
-        .expect_err("invalid")
-        .to_string();
+    let err = serde_json::from_str::<Policy>(r#"{"Statement": {"Effect": "Maybe"}}"#).expect_err("invalid").to_string();
     assert!(err.contains("unknown Effect"), "{err}");
 }

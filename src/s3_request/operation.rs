@@ -198,9 +198,7 @@ const PARAMETERS: &[&str] = &[
 fn is_parameter(name: &str) -> bool {
     PARAMETERS.contains(&name)
         || name.starts_with("response-")
-        || name
-            .get(..6)
-            .is_some_and(|p| p.eq_ignore_ascii_case("x-amz-"))
+        || name.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("x-amz-"))
 }
 
 pub(super) fn route(
@@ -214,44 +212,29 @@ pub(super) fn route(
         if let Some(&sub) = SUBRESOURCES.iter().find(|s| **s == name.as_str()) {
             match subresource {
                 Some(seen) if seen != sub => {
-                    return Err(ClassifyError::InvalidUri(format!(
-                        "conflicting subresources ?{seen} and ?{sub}"
-                    )))
+                    return Err(ClassifyError::InvalidUri(format!("conflicting subresources ?{seen} and ?{sub}")))
                 }
                 _ => subresource = Some(sub),
             }
         } else if !is_parameter(name) {
-            return Err(ClassifyError::InvalidUri(format!(
-                "unsupported query parameter {name:?}"
-            )));
+            return Err(ClassifyError::InvalidUri(format!("unsupported query parameter {name:?}")));
         }
     }
     let sub = subresource.unwrap_or("");
-    let &(_, _, _, operation, action) = ROUTES
-        .iter()
-        .find(|r| r.0 == method.as_str() && r.1 == target && r.2 == sub)
-        .ok_or_else(|| {
-            ClassifyError::InvalidUri(format!(
-                "no S3 operation is {method} on {target:?} with subresource {sub:?}"
-            ))
+    let &(_, _, _, operation, action) =
+        ROUTES.iter().find(|r| r.0 == method.as_str() && r.1 == target && r.2 == sub).ok_or_else(|| {
+            ClassifyError::InvalidUri(format!("no S3 operation is {method} on {target:?} with subresource {sub:?}"))
         })?;
     Ok(refine(operation, action, query, headers))
 }
 
 /// The variants S3 distinguishes by a parameter or header that is not a subresource.
-fn refine(
-    operation: &'static str,
-    action: &'static str,
-    query: &[(String, String)],
-    headers: &HeaderMap,
-) -> Route {
+fn refine(operation: &'static str, action: &'static str, query: &[(String, String)], headers: &HeaderMap) -> Route {
     let has = |name: &str| query.iter().any(|(k, _)| k == name);
     let version = has("versionId");
     let copy = headers.contains_key("x-amz-copy-source");
     let (operation, action) = match operation {
-        "ListObjects" if query.iter().any(|(k, v)| k == "list-type" && v == "2") => {
-            ("ListObjectsV2", action)
-        }
+        "ListObjects" if query.iter().any(|(k, v)| k == "list-type" && v == "2") => ("ListObjectsV2", action),
         "PutObject" if copy => ("CopyObject", action),
         "UploadPart" if copy => ("UploadPartCopy", action),
         "GetObject" | "HeadObject" if version => (operation, "s3:GetObjectVersion"),
@@ -264,18 +247,12 @@ fn refine(
         "GetObjectAttributes" if version => (operation, "s3:GetObjectVersionAttributes"),
         "GetObjectTorrent" if version => (operation, "s3:GetObjectVersionTorrent"),
         // Without `id` these read the list of configurations; IAM uses the same action.
-        "GetBucketAnalyticsConfiguration" if !has("id") => {
-            ("ListBucketAnalyticsConfigurations", action)
-        }
+        "GetBucketAnalyticsConfiguration" if !has("id") => ("ListBucketAnalyticsConfigurations", action),
         "GetBucketIntelligentTieringConfiguration" if !has("id") => {
             ("ListBucketIntelligentTieringConfigurations", action)
         }
-        "GetBucketInventoryConfiguration" if !has("id") => {
-            ("ListBucketInventoryConfigurations", action)
-        }
-        "GetBucketMetricsConfiguration" if !has("id") => {
-            ("ListBucketMetricsConfigurations", action)
-        }
+        "GetBucketInventoryConfiguration" if !has("id") => ("ListBucketInventoryConfigurations", action),
+        "GetBucketMetricsConfiguration" if !has("id") => ("ListBucketMetricsConfigurations", action),
         _ => (operation, action),
     };
     Route { action, operation }

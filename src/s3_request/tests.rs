@@ -25,14 +25,8 @@ fn request(method: &str, host: &str, path: &str, query: &str) -> Result<S3Reques
 const COPY: &[(&str, &str)] = &[("x-amz-copy-source", "/src/a%20b.txt")];
 
 /// method, path, query, headers -> IAM action, operation
-type Row = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static [(&'static str, &'static str)],
-    &'static str,
-    &'static str,
-);
+type Row =
+    (&'static str, &'static str, &'static str, &'static [(&'static str, &'static str)], &'static str, &'static str);
 
 /// One row per S3 API operation.
 #[rustfmt::skip]
@@ -154,11 +148,7 @@ fn every_operation_maps_to_its_action() {
         let q = (!query.is_empty()).then_some(query);
         let got = classify(&m, DOMAIN, path, q, &headers(hdrs), &domains())
             .unwrap_or_else(|e| panic!("{method} {path}?{query}: {e:?}"));
-        assert_eq!(
-            (got.action, got.operation()),
-            (action, operation),
-            "{method} {path}?{query}"
-        );
+        assert_eq!((got.action, got.operation()), (action, operation), "{method} {path}?{query}");
     }
 }
 
@@ -168,10 +158,7 @@ fn presigned_url_fields_are_parameters() {
              &X-Amz-Date=20240101T000000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature=ab";
     let got = request("GET", DOMAIN, "/bkt/k", q).expect("presigned");
     assert_eq!(got.operation(), "GetObject");
-    assert_eq!(
-        got.query_value("X-Amz-Credential"),
-        Some("AK/20240101/us-east-1/s3/aws4_request")
-    );
+    assert_eq!(got.query_value("X-Amz-Credential"), Some("AK/20240101/us-east-1/s3/aws4_request"));
 }
 
 #[test]
@@ -190,8 +177,7 @@ fn unknown_or_ambiguous_requests_are_refused() {
         ("OPTIONS", "/bkt/k", ""),
     ];
     for (method, path, query) in refused {
-        let err =
-            request(method, DOMAIN, path, query).expect_err(&format!("{method} {path}?{query}"));
+        let err = request(method, DOMAIN, path, query).expect_err(&format!("{method} {path}?{query}"));
         assert!(matches!(err, ClassifyError::InvalidUri(_)), "{err:?}");
     }
 }
@@ -216,14 +202,7 @@ fn virtual_host_with_port_and_dotted_bucket() {
 
 #[test]
 fn path_style_for_own_domain_ip_and_foreign_hosts() {
-    for host in [
-        DOMAIN,
-        "s3.gw.test:80",
-        "gw.test",
-        "10.0.0.1:9000",
-        "[::1]:9000",
-        "other.example",
-    ] {
+    for host in [DOMAIN, "s3.gw.test:80", "gw.test", "10.0.0.1:9000", "[::1]:9000", "other.example"] {
         let got = request("GET", host, "/bkt/k", "").expect(host);
         assert_eq!(got.addressing, Addressing::Path, "{host}");
         assert_eq!(got.bucket.as_deref(), Some("bkt"), "{host}");
@@ -244,10 +223,7 @@ fn keys_are_decoded_once() {
         ("/bkt//double//slash/", "/double//slash/"),
         ("/bkt/caf%C3%A9/%E6%97%A5%E6%9C%AC", "café/日本"),
         ("/bkt/a%20b+c", "a b+c"),
-        (
-            "/bkt/%2B%25%7E%3D%3A%40%21%24%26%27%28%29%2A%2C%3B",
-            "+%~=:@!$&'()*,;",
-        ),
+        ("/bkt/%2B%25%7E%3D%3A%40%21%24%26%27%28%29%2A%2C%3B", "+%~=:@!$&'()*,;"),
         ("/bkt/+~=:@!$&'()*,;", "+~=:@!$&'()*,;"),
         ("/bkt/100%2525", "100%25"),
         ("/bkt/dir%2Ffile", "dir/file"),
@@ -260,23 +236,9 @@ fn keys_are_decoded_once() {
 
 #[test]
 fn query_is_decoded_in_order() {
-    let got = request(
-        "GET",
-        DOMAIN,
-        "/bkt",
-        "list-type=2&prefix=a+b%2Bc%2F&delimiter=%2F&fetch-owner",
-    )
-    .expect("list");
-    let want = [
-        ("list-type", "2"),
-        ("prefix", "a b+c/"),
-        ("delimiter", "/"),
-        ("fetch-owner", ""),
-    ];
-    let want: Vec<(String, String)> = want
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let got = request("GET", DOMAIN, "/bkt", "list-type=2&prefix=a+b%2Bc%2F&delimiter=%2F&fetch-owner").expect("list");
+    let want = [("list-type", "2"), ("prefix", "a b+c/"), ("delimiter", "/"), ("fetch-owner", "")];
+    let want: Vec<(String, String)> = want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     assert_eq!(got.query, want);
 }
 
@@ -294,41 +256,21 @@ fn malformed_requests_are_refused() {
     ];
     for (path, query) in invalid_uri {
         let err = request("GET", DOMAIN, path, query).expect_err(path);
-        assert!(
-            matches!(err, ClassifyError::InvalidUri(_)),
-            "{path}: {err:?}"
-        );
+        assert!(matches!(err, ClassifyError::InvalidUri(_)), "{path}: {err:?}");
     }
-    for path in [
-        "//k",
-        "/ab/k",
-        "/a%2Fb/k",
-        "/bucket*/k",
-        "/-bkt/k",
-        "/a..b/k",
-        "/b%C3%A9b/k",
-    ] {
+    for path in ["//k", "/ab/k", "/a%2Fb/k", "/bucket*/k", "/-bkt/k", "/a..b/k", "/b%C3%A9b/k"] {
         let err = request("GET", DOMAIN, path, "").expect_err(path);
-        assert!(
-            matches!(err, ClassifyError::InvalidBucketName(_)),
-            "{path}: {err:?}"
-        );
+        assert!(matches!(err, ClassifyError::InvalidBucketName(_)), "{path}: {err:?}");
     }
     let err = request("GET", "bad_-.gw.test", "/k", "").expect_err("vhost");
-    assert!(
-        matches!(err, ClassifyError::InvalidBucketName(_)),
-        "{err:?}"
-    );
+    assert!(matches!(err, ClassifyError::InvalidBucketName(_)), "{err:?}");
 }
 
 #[test]
 fn encode_key_matches_sdk_encoding() {
     assert_eq!(encode_key("a b/c+d~e_f-g.h"), "a%20b/c%2Bd~e_f-g.h");
     assert_eq!(encode_key("café/日"), "caf%C3%A9/%E6%97%A5");
-    assert_eq!(
-        encode_key("%=:@!$&'()*,;?#"),
-        "%25%3D%3A%40%21%24%26%27%28%29%2A%2C%3B%3F%23"
-    );
+    assert_eq!(encode_key("%=:@!$&'()*,;?#"), "%25%3D%3A%40%21%24%26%27%28%29%2A%2C%3B%3F%23");
     for key in ["//x//", "a b+c", "+%~=:@!$&'()*,;", "日本/語"] {
         let path = format!("/bkt/{}", encode_key(key));
         let got = request("GET", DOMAIN, &path, "").expect(key);
@@ -338,35 +280,16 @@ fn encode_key_matches_sdk_encoding() {
 
 #[test]
 fn copy_source_names_the_object_read() {
-    let cases = [
-        ("/src/a%20b.txt", "src", "a b.txt", None),
-        (
-            "src/dir/k%2Bx?versionId=v%2B1",
-            "src",
-            "dir/k+x",
-            Some("v+1"),
-        ),
-    ];
+    let cases =
+        [("/src/a%20b.txt", "src", "a b.txt", None), ("src/dir/k%2Bx?versionId=v%2B1", "src", "dir/k+x", Some("v+1"))];
     for (value, bucket, key, version) in cases {
         let mut map = HeaderMap::new();
         map.insert("x-amz-copy-source", HeaderValue::from_static(value));
         let got = copy_source(&map).expect(value).expect("present");
-        assert_eq!(
-            (
-                got.bucket.as_str(),
-                got.key.as_str(),
-                got.version_id.as_deref()
-            ),
-            (bucket, key, version)
-        );
+        assert_eq!((got.bucket.as_str(), got.key.as_str(), got.version_id.as_deref()), (bucket, key, version));
     }
     assert_eq!(copy_source(&HeaderMap::new()), Ok(None));
-    for bad in [
-        "/src",
-        "/src/",
-        "arn:aws:s3:us-east-1:1:accesspoint/ap/object/k",
-        "/src/k?x=1",
-    ] {
+    for bad in ["/src", "/src/", "arn:aws:s3:us-east-1:1:accesspoint/ap/object/k", "/src/k?x=1"] {
         let mut map = HeaderMap::new();
         map.insert("x-amz-copy-source", HeaderValue::from_static(bad));
         assert!(copy_source(&map).is_err(), "{bad}");

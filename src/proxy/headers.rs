@@ -1,0 +1,175 @@
+//! Which client headers go upstream, and the few s3gate sets itself.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::error::{S3Error, S3ErrorCode};
+
+/// Hop-by-hop headers (RFC 9110 7.6.1) and proxy headers: they describe one connection, not the
+/// request, so they never cross s3gate.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// The client's own authentication, replaced by s3gate's upstream signature; `expect` because
+/// s3gate already answered the client's 100-continue; `content-length` because each payload
+/// mode sets its own.
+const REPLACED: &[&str] = &[
+    "authorization",
+    "x-amz-date",
+    "x-amz-content-sha256",
+    "x-amz-security-token",
+    "host",
+    "expect",
+    "content-length",
+    "x-amz-decoded-content-length",
+];
+
+/// The client's headers minus hop-by-hop, auth and the ones each payload mode rewrites.
+pub fn forwardable(client: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(client.len());
+    let named_in_connection: Vec<String> = client
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    for (name, value) in client {
+        let n = name.as_str();
+        if HOP_BY_HOP.contains(&n) || REPLACED.contains(&n) || named_in_connection.iter().any(|c| c == n) {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for h in HOP_BY_HOP {
+        headers.remove(*h);
+    }
+}
+
+pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, S3Error> {
+    match headers.get(header::CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| S3Error::new(S3ErrorCode::BadRequest, "Invalid Content-Length")),
+    }
+}
+
+pub fn set_content_length(headers: &mut HeaderMap, len: Option<u64>) {
+    if let Some(n) = len {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+}
+
+/// PUT and POST carry `Content-Length: 0` when empty (S3 answers 411 without it); other
+/// methods send no length at all, as clients do.
+pub fn set_empty_body_length(headers: &mut HeaderMap, method: &http::Method) {
+    if *method == http::Method::PUT || *method == http::Method::POST {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    }
+}
+
+/// The checksum a client promises in its trailer (`x-amz-trailer: x-amz-checksum-crc32`).
+pub fn announced_trailer_checksum(headers: &HeaderMap) -> Option<crate::checksum::Algorithm> {
+    headers
+        .get("x-amz-trailer")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').find_map(crate::checksum::Algorithm::from_header_name))
+}
+
+pub fn decoded_content_length(headers: &HeaderMap) -> Result<u64, S3Error> {
+    let v = headers.get("x-amz-decoded-content-length").ok_or_else(|| {
+        S3Error::new(S3ErrorCode::MissingContentLength, "You must provide the x-amz-decoded-content-length header.")
+    })?;
+    v.to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidArgument, "Invalid x-amz-decoded-content-length"))
+}
+
+/// `aws-chunked` describes the framing s3gate removes, not the stored object: drop it from
+/// Content-Encoding and keep any real encoding (`aws-chunked,gzip` -> `gzip`).
+pub fn strip_aws_chunked_encoding(headers: &mut HeaderMap) {
+    let rest: Vec<String> = headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty() && !s.eq_ignore_ascii_case("aws-chunked"))
+        .map(str::to_owned)
+        .collect();
+    headers.remove(header::CONTENT_ENCODING);
+    if !rest.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&rest.join(",")) {
+            headers.insert(header::CONTENT_ENCODING, v);
+        }
+    }
+}
+
+/// For the unsigned-trailer framing s3gate sends upstream.
+pub fn add_aws_chunked_encoding(headers: &mut HeaderMap) {
+    let value = match headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()) {
+        Some(rest) => format!("aws-chunked,{rest}"),
+        None => "aws-chunked".to_owned(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(header::CONTENT_ENCODING, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_hop_by_hop_auth_and_connection_named_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("keep-alive, x-private"));
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("authorization", HeaderValue::from_static("AWS4-HMAC-SHA256 ..."));
+        h.insert("x-amz-meta-a", HeaderValue::from_static("b"));
+        h.insert("range", HeaderValue::from_static("bytes=0-1"));
+        h.insert("expect", HeaderValue::from_static("100-continue"));
+        let out = forwardable(&h);
+        assert_eq!(out.len(), 2);
+        assert!(out.contains_key("x-amz-meta-a") && out.contains_key("range"));
+    }
+
+    #[test]
+    fn aws_chunked_is_removed_but_real_encodings_stay() {
+        let mut h = HeaderMap::new();
+        h.insert("content-encoding", HeaderValue::from_static("aws-chunked,gzip"));
+        strip_aws_chunked_encoding(&mut h);
+        assert_eq!(h["content-encoding"], "gzip");
+        let mut h = HeaderMap::new();
+        h.insert("content-encoding", HeaderValue::from_static("aws-chunked"));
+        strip_aws_chunked_encoding(&mut h);
+        assert!(!h.contains_key("content-encoding"));
+    }
+}

@@ -1,0 +1,121 @@
+//! Configuration: precedence, validation, the example file, and the binary's exit codes.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use s3gate::config::{Config, ServeArgs};
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[test]
+fn precedence_is_cli_then_env_then_file_then_default() {
+    let file = r#"
+        listen = "127.0.0.1:1000"
+        region = "eu-west-1"
+        upstream = "http://file.example:9000"
+        credentials = ["FILEKEY:filesecret"]
+    "#;
+    let args = ServeArgs { listen: Some("127.0.0.1:3000".into()), ..Default::default() };
+    let e = env(&[("S3GATE_LISTEN", "127.0.0.1:2000"), ("S3GATE_REGION", "ap-south-1")]);
+    let r = Config::resolve(&args, &e, Some(file)).expect("resolves");
+    assert_eq!(r.listen, "127.0.0.1:3000", "CLI wins");
+    assert_eq!(r.region, "ap-south-1", "env beats file");
+    assert_eq!(r.upstream.as_deref(), Some("http://file.example:9000"), "file beats default");
+    assert_eq!(r.max_clock_skew, 900, "default");
+    let cfg = Config::validate(r).expect("valid");
+    assert_eq!(cfg.keys.len(), 1);
+}
+
+#[test]
+fn env_lists_are_comma_separated() {
+    let e = env(&[("S3GATE_CREDENTIALS", "A:1, B:2"), ("S3GATE_DOMAIN", "s3.local,s3.corp")]);
+    let cfg = Config::validate(Config::resolve(&ServeArgs::default(), &e, None).expect("resolves")).expect("valid");
+    assert_eq!(cfg.keys.len(), 2);
+    assert_eq!(cfg.domains, ["s3.local", "s3.corp"]);
+}
+
+#[test]
+fn default_upstream_follows_the_region() {
+    let e = env(&[("S3GATE_CREDENTIALS", "A:1"), ("S3GATE_REGION", "eu-central-1")]);
+    let cfg = Config::validate(Config::resolve(&ServeArgs::default(), &e, None).expect("resolves")).expect("valid");
+    assert_eq!(cfg.upstream.url.to_string(), "https://s3.eu-central-1.amazonaws.com/");
+    assert!(matches!(cfg.upstream.credentials, s3gate::config::UpstreamCredentials::DefaultChain));
+}
+
+#[test]
+fn unknown_file_keys_are_refused() {
+    let err = Config::resolve(&ServeArgs::default(), &HashMap::new(), Some("listne = \"x\"")).expect_err("typo");
+    assert!(err.to_string().contains("listne"), "{err}");
+}
+
+#[test]
+fn bad_values_have_clear_errors() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("S3GATE_CREDENTIALS", "A:1"), ("S3GATE_LISTEN", "nowhere")], "listen"),
+        (&[("S3GATE_CREDENTIALS", "A:1"), ("S3GATE_UPSTREAM", "ftp://x")], "upstream"),
+        (&[("S3GATE_CREDENTIALS", "nocolon")], "AKID:SECRET"),
+        (&[], "no client credentials"),
+        (&[("S3GATE_CREDENTIALS", "A:1"), ("S3GATE_MAX_CLOCK_SKEW", "soon")], "MAX_CLOCK_SKEW"),
+        (&[("S3GATE_CREDENTIALS", "A:1"), ("S3GATE_DOMAIN", "http://x")], "domain"),
+    ];
+    for (pairs, needle) in cases {
+        let e = env(pairs);
+        let err = Config::resolve(&ServeArgs::default(), &e, None).and_then(Config::validate).expect_err("invalid");
+        assert!(err.to_string().contains(needle), "{pairs:?}: {err}");
+    }
+}
+
+#[test]
+fn the_example_config_file_loads() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/s3gate.toml");
+    let args = ServeArgs { config: Some(path.into()), ..Default::default() };
+    let cfg = Config::load(&args, &HashMap::new()).expect("example loads");
+    assert_eq!(cfg.upstream.region, "eu-west-1");
+    assert_eq!(cfg.domains, ["s3.intranet.example.com"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn credentials_file_readable_by_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("creds");
+    std::fs::write(&path, "# clients\nK1:secret-one\n\nK2:secret:two\n").expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let args = ServeArgs { credentials_file: Some(path.clone()), ..Default::default() };
+    let err = Config::load(&args, &HashMap::new()).expect_err("world readable");
+    assert!(err.to_string().contains("readable"), "{err}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let cfg = Config::load(&args, &HashMap::new()).expect("private file loads");
+    assert_eq!(cfg.keys.len(), 2);
+    assert_eq!(cfg.keys.secret("K2").map(|s| s.expose().to_owned()).as_deref(), Some("secret:two"));
+}
+
+#[test]
+fn the_binary_rejects_bad_flags_with_a_message_and_nonzero_exit() {
+    let bin = env!("CARGO_BIN_EXE_s3gate");
+    let out = Command::new(bin).args(["serve", "--no-such-flag"]).output().expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+
+    let out = Command::new(bin)
+        .args(["check-config", "--listen", "not-an-address", "--credentials", "A:1"])
+        .env_remove("S3GATE_LISTEN")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen"));
+
+    let out = Command::new(bin).args(["check-config", "--config", "/nonexistent/s3gate.toml"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/s3gate.toml"));
+
+    let out = Command::new(bin)
+        .args(["check-config", "--credentials", "A:1", "--upstream", "http://127.0.0.1:9"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("config ok"));
+}

@@ -1,0 +1,145 @@
+//! What clients get when something is wrong: S3 XML errors with the right code, and nothing
+//! stored upstream.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_s3::primitives::ByteStream;
+
+use crate::support::raw::{self, sha256_hex};
+use crate::support::{code_of, create_bucket, exists, sdk_config, Gateway, CLIENT_AKID, CLIENT_SECRET};
+
+#[tokio::test]
+async fn wrong_secret_is_signature_does_not_match_and_stores_nothing() {
+    let gw = Gateway::start().await;
+    create_bucket(&gw.client(), "guarded").await;
+    let bad = gw.client_with(CLIENT_AKID, "not-the-right-secret-at-all-000000000000");
+    let err = bad
+        .put_object()
+        .bucket("guarded")
+        .key("intruder")
+        .body(ByteStream::from_static(b"should not land"))
+        .send()
+        .await
+        .expect_err("refused");
+    assert_eq!(code_of(&err), "SignatureDoesNotMatch");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
+    assert!(!exists(&gw.upstream.direct_client(), "guarded", "intruder").await);
+}
+
+#[tokio::test]
+async fn unknown_access_key_is_invalid_access_key_id() {
+    let gw = Gateway::start().await;
+    let err = gw.client_with("AKIDNOBODYISSUED0000", CLIENT_SECRET).list_buckets().send().await.expect_err("refused");
+    assert_eq!(code_of(&err), "InvalidAccessKeyId");
+}
+
+#[tokio::test]
+async fn the_upstream_keys_do_not_work_at_the_gateway() {
+    let gw = Gateway::start().await;
+    let err = gw
+        .client_with(crate::support::STORE_AKID, crate::support::STORE_SECRET)
+        .list_buckets()
+        .send()
+        .await
+        .expect_err("refused");
+    assert_eq!(code_of(&err), "InvalidAccessKeyId");
+}
+
+#[tokio::test]
+async fn skewed_clock_is_request_time_too_skewed() {
+    let gw = Gateway::start().await;
+    let skewed = SystemTime::now() - Duration::from_secs(20 * 60);
+    let client = aws_sdk_s3::Client::from_conf(
+        sdk_config(&gw.url, CLIENT_AKID, CLIENT_SECRET, None)
+            .time_source(aws_smithy_async::time::StaticTimeSource::new(skewed))
+            .build(),
+    );
+    let err = client.list_buckets().send().await.expect_err("refused");
+    assert_eq!(code_of(&err), "RequestTimeTooSkewed");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
+}
+
+#[tokio::test]
+async fn skew_limit_is_configurable() {
+    let gw = Gateway::start_with(|a| a.max_clock_skew = Some(3600)).await;
+    let skewed = SystemTime::now() - Duration::from_secs(20 * 60);
+    let client = aws_sdk_s3::Client::from_conf(
+        sdk_config(&gw.url, CLIENT_AKID, CLIENT_SECRET, None)
+            .time_source(aws_smithy_async::time::StaticTimeSource::new(skewed))
+            .build(),
+    );
+    client.list_buckets().send().await.expect("20 minutes is within a 1 hour limit");
+}
+
+#[tokio::test]
+async fn missing_content_sha256_is_missing_security_header() {
+    let gw = Gateway::start().await;
+    let mut req = raw::request("GET", gw.addr(), "/");
+    raw::sign(&mut req, &sha256_hex(b""), SystemTime::now(), CLIENT_SECRET);
+    req.headers_mut().remove("x-amz-content-sha256");
+    let resp = raw::send(req, "").await;
+    assert_eq!(resp.status, 400);
+    assert_eq!(resp.code(), "MissingSecurityHeader");
+    assert!(resp.body.contains("<RequestId>"), "{}", resp.body);
+}
+
+#[tokio::test]
+async fn malformed_authorization_is_authorization_header_malformed() {
+    let gw = Gateway::start().await;
+    let mut req = raw::request("GET", gw.addr(), "/");
+    raw::sign(&mut req, &sha256_hex(b""), SystemTime::now(), CLIENT_SECRET);
+    req.headers_mut().insert("authorization", "AWS4-HMAC-SHA256 Credential=garbage".parse().expect("value"));
+    let resp = raw::send(req, "").await;
+    assert_eq!(resp.status, 400);
+    assert_eq!(resp.code(), "AuthorizationHeaderMalformed");
+}
+
+#[tokio::test]
+async fn anonymous_request_is_access_denied() {
+    let gw = Gateway::start().await;
+    let resp = raw::send(raw::request("GET", gw.addr(), "/some-bucket/key"), "").await;
+    assert_eq!(resp.status, 403);
+    assert_eq!(resp.code(), "AccessDenied");
+    assert!(resp.headers.contains_key("x-amz-request-id"));
+}
+
+#[tokio::test]
+async fn upstream_errors_pass_through_unchanged() {
+    let gw = Gateway::start().await;
+    let s3 = gw.client();
+    let direct = gw.upstream.direct_client();
+    create_bucket(&s3, "exists").await;
+    for (bucket, key) in [("no-such-bucket", "k"), ("exists", "missing")] {
+        let via = s3.get_object().bucket(bucket).key(key).send().await.expect_err("404");
+        let straight = direct.get_object().bucket(bucket).key(key).send().await.expect_err("404");
+        assert_eq!(code_of(&via), code_of(&straight));
+        assert_eq!(
+            via.raw_response().map(|r| r.status().as_u16()),
+            straight.raw_response().map(|r| r.status().as_u16())
+        );
+    }
+    let err = s3.get_object().bucket("exists").key("missing").send().await.expect_err("404");
+    assert_eq!(code_of(&err), "NoSuchKey");
+    let err = s3.delete_bucket().bucket("no-such-bucket").send().await.expect_err("404");
+    assert_eq!(code_of(&err), "NoSuchBucket");
+}
+
+#[tokio::test]
+async fn unreachable_upstream_is_service_unavailable_quickly() {
+    // A port nothing listens on: connection refused must become a prompt 503.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let gw = Gateway::start_with(|a| a.upstream = Some(format!("http://{free}"))).await;
+    let started = Instant::now();
+    let err = gw.client().list_buckets().send().await.expect_err("503");
+    assert_eq!(code_of(&err), "ServiceUnavailable");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(503));
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn health_endpoint_answers_without_auth() {
+    let gw = Gateway::start().await;
+    let resp = raw::send(raw::request("GET", gw.addr(), "/_s3gate/health"), "").await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body, "ok\n");
+}

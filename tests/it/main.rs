@@ -1,0 +1,10 @@
+//! Integration tests: a real S3 server (s3s-fs, in-process), s3gate in front of it, and real
+//! clients (aws-sdk-s3, raw signed HTTP, and the external CLIs) talking to s3gate.
+
+mod support;
+
+mod config;
+mod endpoint;
+mod errors;
+mod payloads;
+mod tls;
