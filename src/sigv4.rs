@@ -1,0 +1,217 @@
+//! AWS Signature Version 4 as S3 speaks it.
+//!
+//! S3's dialect differs from generic SigV4 in ways that break a naive verifier: the path is
+//! encoded exactly once and never normalized (`a//b/../c` is a valid key), the payload hash is a
+//! header the client sends (`x-amz-content-sha256`) and may name a streaming mode instead of a
+//! hash, and bodies may arrive as signed `aws-chunked` frames. This module verifies incoming
+//! requests (header and presigned-URL auth), decodes aws-chunked bodies ([`chunked`]), mints
+//! presigned URLs, and re-signs requests for the upstream with the `aws-sigv4` crate.
+//!
+//! Nothing here logs: a signature, a secret or a presigned query must never reach a log line.
+
+mod authorization;
+mod canonical;
+pub mod chunked;
+mod payload;
+mod presign;
+mod sign;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests;
+
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use zeroize::Zeroizing;
+
+pub use authorization::verify_header_auth;
+pub use canonical::{canonical_query, canonical_request, canonical_uri};
+pub use chunked::{ChunkSigning, ChunkedDecoder, Decoded};
+pub use payload::{PayloadHash, PayloadMode};
+pub use presign::{is_presigned, presign_query, verify_presigned};
+pub use sign::{sign_upstream, SignError};
+
+pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+pub const STREAMING_SIGNED: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
+pub const STREAMING_SIGNED_TRAILER: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER";
+pub const STREAMING_UNSIGNED_TRAILER: &str = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
+
+/// The longest presigned URL lifetime S3 accepts (seven days). `verify_presigned` never allows
+/// more, whatever the configured maximum, so a URL the gateway accepts is one S3 would accept.
+pub const MAX_PRESIGN_EXPIRES: std::time::Duration = std::time::Duration::from_secs(604_800);
+
+/// Why a request failed authentication. Each variant maps to the S3 error code of the same name
+/// (`error.rs` does the mapping). Messages never contain a signature or a secret.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum SigV4Error {
+    #[error("missing security header: {0}")]
+    MissingSecurityHeader(String),
+    #[error("the authorization header is malformed: {0}")]
+    AuthorizationHeaderMalformed(String),
+    #[error("the access key id does not exist in our records")]
+    InvalidAccessKeyId,
+    #[error("the request signature does not match the signature computed for it")]
+    SignatureDoesNotMatch,
+    #[error("the difference between the request time and the current time is too large")]
+    RequestTimeTooSkewed,
+    #[error("x-amz-content-sha256 is neither a SHA-256 hex digest nor a known payload mode: {0}")]
+    InvalidContentSha256(String),
+    #[error("error parsing the presigned query parameters: {0}")]
+    AuthorizationQueryParametersError(String),
+    #[error("the presigned request has expired")]
+    RequestExpired,
+    #[error("the request body is incomplete: {0}")]
+    IncompleteBody(String),
+    #[error("invalid aws-chunked body: {0}")]
+    InvalidChunk(String),
+    #[error("the body does not match the signed x-amz-content-sha256")]
+    ContentSha256Mismatch,
+}
+
+/// The credential scope: `YYYYMMDD/region/service/aws4_request`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub date: String,
+    pub region: String,
+    pub service: String,
+}
+
+impl Scope {
+    /// Scope for S3 at the given time (used when minting signatures).
+    pub fn s3(now: OffsetDateTime, region: &str) -> Self {
+        let amz_date = format_amz_date(now);
+        Self { date: amz_date[..8].to_owned(), region: region.to_owned(), service: "s3".to_owned() }
+    }
+
+    /// `20130524/us-east-1/s3/aws4_request`, as it appears in the string to sign.
+    pub fn to_string_scope(&self) -> String {
+        format!("{}/{}/{}/aws4_request", self.date, self.region, self.service)
+    }
+}
+
+/// The last key of the HMAC chain. It stands in for the secret for as long as a request lives
+/// (the chunk decoder needs it for every chunk), so it is wiped on drop and never printed.
+#[derive(Clone)]
+pub struct SigningKey(Zeroizing<[u8; 32]>);
+
+impl SigningKey {
+    pub fn derive(secret: &str, scope: &Scope) -> Self {
+        let mut k_secret = Zeroizing::new(Vec::with_capacity(4 + secret.len()));
+        k_secret.extend_from_slice(b"AWS4");
+        k_secret.extend_from_slice(secret.as_bytes());
+        let k_date = Zeroizing::new(hmac_sha256(&k_secret, scope.date.as_bytes()));
+        let k_region = Zeroizing::new(hmac_sha256(&*k_date, scope.region.as_bytes()));
+        let k_service = Zeroizing::new(hmac_sha256(&*k_region, scope.service.as_bytes()));
+        Self(Zeroizing::new(hmac_sha256(&*k_service, b"aws4_request")))
+    }
+
+    pub fn sign(&self, string_to_sign: &str) -> [u8; 32] {
+        hmac_sha256(&*self.0, string_to_sign.as_bytes())
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey(<redacted>)")
+    }
+}
+
+/// `AWS4-HMAC-SHA256\n<amz_date>\n<scope>\n<hex sha256(canonical request)>`.
+pub fn string_to_sign(amz_date: &str, scope: &Scope, canonical_request: &str) -> String {
+    format!("{ALGORITHM}\n{amz_date}\n{}\n{}", scope.to_string_scope(), sha256_hex(canonical_request.as_bytes()))
+}
+
+/// Constant-time comparison, so that response timing does not reveal how many leading bytes of
+/// a forged signature were right.
+pub fn signatures_equal(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// Outcome of a successful verification: what the body layer needs to verify chunks.
+#[derive(Clone)]
+pub struct Verified {
+    pub access_key_id: String,
+    pub scope: Scope,
+    /// `20130524T000000Z`
+    pub amz_date: String,
+    pub seed_signature: [u8; 32],
+    pub signing_key: SigningKey,
+    /// For presigned requests: `Unsigned` unless the client sent `x-amz-content-sha256`.
+    pub payload: PayloadMode,
+    pub presigned: bool,
+}
+
+/// By hand so that a `{:?}` of a verified request cannot put its signature in a log.
+impl fmt::Debug for Verified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("access_key_id", &self.access_key_id)
+            .field("scope", &self.scope)
+            .field("amz_date", &self.amz_date)
+            .field("seed_signature", &"<redacted>")
+            .field("signing_key", &self.signing_key)
+            .field("payload", &self.payload)
+            .field("presigned", &self.presigned)
+            .finish()
+    }
+}
+
+pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length (long ones are hashed first), so this cannot fail.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        unreachable!("HMAC-SHA256 accepts keys of any length")
+    };
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// Decodes exactly 64 hex digits; anything else is `None`.
+pub(crate) fn parse_hex32(value: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if value.len() != 64 {
+        return None;
+    }
+    hex::decode_to_slice(value, &mut out).ok()?;
+    Some(out)
+}
+
+const AMZ_DATE_FORMAT: &[BorrowedFormatItem<'static>] =
+    format_description!("[year][month][day]T[hour][minute][second]Z");
+const HTTP_DATE_FORMAT: &[BorrowedFormatItem<'static>] =
+    format_description!("[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT");
+
+/// ISO 8601 basic format in UTC, as SigV4 wants it: `20130524T000000Z`.
+pub(crate) fn format_amz_date(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    // Formatting fails only when the value lacks a component the format names, and an
+    // OffsetDateTime has them all.
+    t.format(AMZ_DATE_FORMAT).unwrap_or_else(|_| String::from("00000000T000000Z"))
+}
+
+pub(crate) fn parse_amz_date(value: &str) -> Option<OffsetDateTime> {
+    if value.len() != 16 || !value.is_ascii() {
+        return None;
+    }
+    PrimitiveDateTime::parse(value, AMZ_DATE_FORMAT).ok().map(PrimitiveDateTime::assume_utc)
+}
+
+/// The RFC 1123 `Date` header, which S3 accepts when `x-amz-date` is absent.
+pub(crate) fn parse_http_date(value: &str) -> Option<OffsetDateTime> {
+    PrimitiveDateTime::parse(value.trim(), HTTP_DATE_FORMAT).ok().map(PrimitiveDateTime::assume_utc)
+}
+
+/// Whether two instants are further apart than `limit`, in either direction.
+pub(crate) fn too_far_apart(a: OffsetDateTime, b: OffsetDateTime, limit: std::time::Duration) -> bool {
+    (a - b).unsigned_abs() > limit
+}

@@ -1,0 +1,226 @@
+//! Presigned URLs: the signature travels in the query (`X-Amz-Algorithm=...&X-Amz-Signature=...`)
+//! so that a plain browser or `curl` can use the URL until it expires.
+
+use http::header::HOST;
+use percent_encoding::percent_decode_str;
+use time::OffsetDateTime;
+
+use super::authorization::{parse_credential, parse_signed_headers, single_header, Request};
+use super::canonical::{
+    assemble, canonical_request, canonical_uri, encode_query_bytes, join_params, push_trimmed, raw_params,
+};
+use super::{
+    format_amz_date, parse_amz_date, parse_hex32, signatures_equal, string_to_sign, too_far_apart, PayloadMode, Scope,
+    SigV4Error, SigningKey, Verified, ALGORITHM, MAX_PRESIGN_EXPIRES, UNSIGNED_PAYLOAD,
+};
+use crate::credentials::SecretKey;
+
+/// The query parameters that carry the signature, in the order `auth_params` returns them.
+const AUTH_PARAMS: [&str; 6] =
+    ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature"];
+
+fn query_error(reason: impl Into<String>) -> SigV4Error {
+    SigV4Error::AuthorizationQueryParametersError(reason.into())
+}
+
+/// Whether the request uses query auth: `X-Amz-Algorithm` is present (the name is matched
+/// case-sensitively, as AWS sends it).
+pub fn is_presigned(raw_query: Option<&str>) -> bool {
+    raw_query
+        .is_some_and(|q| raw_params(q).any(|(name, _)| percent_decode_str(name).decode_utf8_lossy() == AUTH_PARAMS[0]))
+}
+
+/// The decoded values of [`AUTH_PARAMS`]; each must appear exactly once.
+fn auth_params(raw_query: &str) -> Result<[String; 6], SigV4Error> {
+    let mut found: [Option<String>; 6] = Default::default();
+    for (name, value) in raw_params(raw_query) {
+        let name = percent_decode_str(name).decode_utf8_lossy();
+        let Some(i) = AUTH_PARAMS.iter().position(|p| *p == name) else {
+            continue;
+        };
+        let value = percent_decode_str(value).decode_utf8().map_err(|_| query_error(format!("{name} is not UTF-8")))?;
+        if found[i].replace(value.into_owned()).is_some() {
+            return Err(query_error(format!("{name} given twice")));
+        }
+    }
+    let mut out: [String; 6] = Default::default();
+    for (i, value) in found.into_iter().enumerate() {
+        out[i] = value.ok_or_else(|| query_error(format!("missing {}", AUTH_PARAMS[i])))?;
+    }
+    Ok(out)
+}
+
+/// Verify presigned query auth. The payload hash is `UNSIGNED-PAYLOAD`, or the
+/// `x-amz-content-sha256` header's value if the client sent one; `X-Amz-Signature` is left out
+/// of the canonical query. A date further in the future than `max_skew` is
+/// `RequestTimeTooSkewed` (S3 answers 403), a URL past its expiry `RequestExpired`, and
+/// `X-Amz-Expires` outside `1..=max_expires` (never above seven days) a query parameters error.
+#[allow(clippy::too_many_arguments)] // the signature other modules are written against
+pub fn verify_presigned(
+    method: &http::Method,
+    raw_path: &str,
+    raw_query: &str,
+    headers: &http::HeaderMap,
+    lookup: &dyn Fn(&str) -> Option<SecretKey>,
+    now: OffsetDateTime,
+    max_skew: std::time::Duration,
+    max_expires: std::time::Duration,
+) -> Result<Verified, SigV4Error> {
+    let request = Request { method, raw_path, raw_query: Some(raw_query), headers };
+    verify_presigned_for("s3", &request, lookup, now, max_skew, max_expires)
+}
+
+/// [`verify_presigned`] for any service name (tests run the generic SigV4 vectors through it).
+pub(crate) fn verify_presigned_for(
+    service: &str,
+    req: &Request<'_>,
+    lookup: &dyn Fn(&str) -> Option<SecretKey>,
+    now: OffsetDateTime,
+    max_skew: std::time::Duration,
+    max_expires: std::time::Duration,
+) -> Result<Verified, SigV4Error> {
+    let raw_query = req.raw_query.unwrap_or("");
+    let [algorithm, credential, amz_date, expires, signed, signature] = auth_params(raw_query)?;
+    if algorithm != ALGORITHM {
+        return Err(query_error("X-Amz-Algorithm must be AWS4-HMAC-SHA256"));
+    }
+    let (access_key_id, scope) = parse_credential(&credential, service).map_err(query_error)?;
+    let date = parse_amz_date(&amz_date).ok_or_else(|| query_error("X-Amz-Date must be YYYYMMDDTHHMMSSZ"))?;
+    if scope.date != amz_date[..8] {
+        return Err(query_error("the credential date does not match X-Amz-Date"));
+    }
+    let limit = max_expires.min(MAX_PRESIGN_EXPIRES).as_secs();
+    let expires: u64 = expires
+        .parse()
+        .ok()
+        .filter(|e| (1..=limit).contains(e))
+        .ok_or_else(|| query_error(format!("X-Amz-Expires must be between 1 and {limit}")))?;
+    let signed_headers = parse_signed_headers(&signed).map_err(query_error)?;
+    let claimed = parse_hex32(&signature).ok_or_else(|| query_error("X-Amz-Signature must be 64 hex"))?;
+    if !req.headers.contains_key(HOST) {
+        return Err(SigV4Error::MissingSecurityHeader("host".to_owned()));
+    }
+    let content_sha256 = single_header(req.headers, "x-amz-content-sha256")?;
+    let payload = content_sha256.map(PayloadMode::parse).transpose()?;
+
+    let secret = lookup(&access_key_id).ok_or(SigV4Error::InvalidAccessKeyId)?;
+    if date > now && too_far_apart(date, now, max_skew) {
+        return Err(SigV4Error::RequestTimeTooSkewed);
+    }
+    // `expires` is at most seven days, so this only overflows at the end of year 9999.
+    let expiry = date.checked_add(time::Duration::seconds(i64::try_from(expires).unwrap_or(0)));
+    if expiry.is_some_and(|expiry| now > expiry) {
+        return Err(SigV4Error::RequestExpired);
+    }
+
+    let creq = canonical_request(
+        req.method.as_str(),
+        req.raw_path,
+        Some(raw_query),
+        req.headers,
+        &signed_headers,
+        content_sha256.unwrap_or(UNSIGNED_PAYLOAD),
+        true,
+    )?;
+    let signing_key = SigningKey::derive(secret.expose(), &scope);
+    let computed = signing_key.sign(&string_to_sign(&amz_date, &scope, &creq));
+    if !signatures_equal(&computed, &claimed) {
+        return Err(SigV4Error::SignatureDoesNotMatch);
+    }
+    Ok(Verified {
+        access_key_id,
+        scope,
+        amz_date,
+        seed_signature: computed,
+        signing_key,
+        payload: payload.unwrap_or(PayloadMode::Unsigned),
+        presigned: true,
+    })
+}
+
+/// Mints a presigned URL's query (for `s3gate presign`): returns everything after `?`, the
+/// `extra_query` parameters first (given decoded; they are escaped here) and then the
+/// `X-Amz-*` ones. `raw_path` is the path exactly as it will appear in the URL (already
+/// encoded). `signed_headers` are headers the URL's user must send, besides `host`. The payload
+/// is `UNSIGNED-PAYLOAD`. No session token: s3gate's own keys are long-lived.
+#[allow(clippy::too_many_arguments)] // the signature other modules are written against
+pub fn presign_query(
+    method: &str,
+    host: &str,
+    raw_path: &str,
+    extra_query: &[(String, String)],
+    access_key_id: &str,
+    secret: &str,
+    region: &str,
+    now: OffsetDateTime,
+    expires: std::time::Duration,
+    signed_headers: &[(String, String)],
+) -> String {
+    let scope = Scope::s3(now, region);
+    let amz_date = format_amz_date(now);
+
+    let mut headers: Vec<(String, &str)> = signed_headers
+        .iter()
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.as_str()))
+        .chain([("host".to_owned(), host)])
+        .collect();
+    // Stable, so repeated headers keep their order, as they will on the wire.
+    headers.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut lines: Vec<(String, String)> = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        match lines.last_mut() {
+            Some((last, joined)) if *last == name => {
+                joined.push(',');
+                push_trimmed(joined, value.as_bytes());
+            }
+            _ => {
+                let mut joined = String::new();
+                push_trimmed(&mut joined, value.as_bytes());
+                lines.push((name, joined));
+            }
+        }
+    }
+    let signed_list = lines.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(";");
+
+    let credential = format!("{access_key_id}/{}", scope.to_string_scope());
+    let expires = expires.as_secs().to_string();
+    let auth = [ALGORITHM, &credential, &amz_date, &expires, &signed_list];
+    let mut params: Vec<(String, String)> = extra_query
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .chain(AUTH_PARAMS.iter().copied().zip(auth))
+        .map(|(n, v)| (encode_query_bytes(n.as_bytes()), encode_query_bytes(v.as_bytes())))
+        .collect();
+    let mut sorted = params.clone();
+    sorted.sort();
+
+    let creq = assemble(
+        method,
+        &canonical_uri(raw_path),
+        &join_params(&sorted),
+        lines.iter().map(|(n, v)| (n.as_str(), v.clone())),
+        &signed_list,
+        UNSIGNED_PAYLOAD,
+    );
+    let signature = SigningKey::derive(secret, &scope).sign(&string_to_sign(&amz_date, &scope, &creq));
+    params.push((AUTH_PARAMS[5].to_owned(), hex::encode(signature)));
+
+    // A value-less parameter (`?uploads`) is written as the client would write it; it
+    // canonicalizes to `uploads=` either way.
+    let mut out = String::new();
+    for (name, value) in &params {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(name);
+        if !value.is_empty() {
+            out.push('=');
+            out.push_str(value);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests;
