@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// Upstream TCP+TLS connect timeout in seconds [default: 5].
     #[arg(long, value_name = "SECONDS")]
     pub upstream_connect_timeout: Option<u64>,
+    /// Longest silence tolerated, in seconds: from the upstream once a request body is sent,
+    /// inside an upstream response body, and inside a client's request body [default: 120].
+    #[arg(long, value_name = "SECONDS")]
+    pub upstream_timeout: Option<u64>,
     /// Seconds to let requests in flight finish on shutdown [default: 30].
     #[arg(long, value_name = "SECONDS")]
     pub shutdown_grace: Option<u64>,
@@ -92,6 +96,7 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     pub max_clock_skew: Option<u64>,
     pub upstream_connect_timeout: Option<u64>,
+    pub upstream_timeout: Option<u64>,
     pub shutdown_grace: Option<u64>,
 }
 
@@ -125,6 +130,7 @@ pub struct UpstreamConfig {
     pub ca_file: Option<PathBuf>,
     pub credentials: UpstreamCredentials,
     pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +167,7 @@ pub struct Resolved {
     pub tls_key: Option<PathBuf>,
     pub max_clock_skew: u64,
     pub upstream_connect_timeout: u64,
+    pub upstream_timeout: u64,
     pub shutdown_grace: u64,
 }
 
@@ -229,6 +236,7 @@ impl Config {
                 .or(num("UPSTREAM_CONNECT_TIMEOUT")?)
                 .or(f.upstream_connect_timeout)
                 .unwrap_or(5),
+            upstream_timeout: args.upstream_timeout.or(num("UPSTREAM_TIMEOUT")?).or(f.upstream_timeout).unwrap_or(120),
             shutdown_grace: args.shutdown_grace.or(num("SHUTDOWN_GRACE")?).or(f.shutdown_grace).unwrap_or(30),
         })
     }
@@ -307,6 +315,7 @@ impl Config {
                 ca_file: r.upstream_ca,
                 credentials: upstream_credentials,
                 connect_timeout: Duration::from_secs(r.upstream_connect_timeout.max(1)),
+                idle_timeout: Duration::from_secs(r.upstream_timeout.max(1)),
             },
             keys: KeyStore::new(creds),
             domains: r.domain.iter().map(|d| d.to_ascii_lowercase()).collect(),

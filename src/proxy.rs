@@ -7,6 +7,7 @@
 
 mod headers;
 pub mod payload;
+mod timeout;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::sigv4::chunked::ChunkSigning;
 use crate::sigv4::{self, PayloadMode, SigV4Error, Verified};
 use crate::upstream::Upstream;
 use payload::{AwsChunkedBody, ChunkedOutput, FailureSlot, Sha256Body};
+use timeout::{BodySent, IdleTimeout};
 
 /// What s3gate knows about one request as it moves through the phases; the log line is made
 /// from it.
@@ -80,9 +82,10 @@ impl Gateway {
         let s3 = ctx.s3.as_ref().ok_or_else(internal)?;
         let uri = self.upstream_peer(s3, &verified)?;
         let slot = FailureSlot::default();
-        let upstream_req = self.upstream_request(req, uri, &verified, slot.clone()).await?;
-        let resp = self.forward(upstream_req, &slot).await?;
-        Ok(response_filter(resp, &ctx.request_id))
+        let sent = BodySent::default();
+        let upstream_req = self.upstream_request(req, uri, &verified, slot.clone(), sent.clone()).await?;
+        let resp = self.forward(upstream_req, &slot, &sent).await?;
+        Ok(response_filter(resp, &ctx.request_id, self.config.upstream.idle_timeout))
     }
 
     /// Phase 1: classify once into action, bucket and key.
@@ -147,7 +150,9 @@ impl Gateway {
         uri: http::Uri,
         verified: &Verified,
         slot: FailureSlot,
+        sent: BodySent,
     ) -> Result<Request<Body>, S3Error> {
+        let slot_for_timeout = slot.clone();
         let (parts, incoming) = req.into_parts();
         let mut headers = headers::forwardable(&parts.headers);
         let content_length = headers::content_length(&parts.headers)?;
@@ -187,6 +192,12 @@ impl Gateway {
             PayloadMode::StreamingUnsignedTrailer => {
                 self.chunked(&parts.headers, &mut headers, incoming, ChunkSigning::Unsigned, true, slot)?
             }
+        };
+        let body = if http_body::Body::is_end_stream(&body) {
+            sent.mark();
+            body
+        } else {
+            body::boxed(IdleTimeout::client_body(body, self.config.upstream.idle_timeout, slot_for_timeout, sent))
         };
         let mut out = Request::new(body);
         *out.method_mut() = parts.method;
@@ -240,8 +251,35 @@ impl Gateway {
     }
 
     /// Phase 5: send it; a body that failed verification answers with its own S3 error.
-    async fn forward(&self, req: Request<Body>, slot: &FailureSlot) -> Result<Response<Incoming>, S3Error> {
-        match self.upstream.send(req).await {
+    /// Once the body is sent, the upstream has `idle_timeout` to answer.
+    async fn forward(
+        &self,
+        req: Request<Body>,
+        slot: &FailureSlot,
+        sent: &BodySent,
+    ) -> Result<Response<Incoming>, S3Error> {
+        let limit = self.config.upstream.idle_timeout;
+        let send = self.upstream.send(req);
+        tokio::pin!(send);
+        let result = loop {
+            let wake = match sent.at() {
+                Some(at) => at + limit,
+                None => tokio::time::Instant::now() + limit,
+            };
+            tokio::select! {
+                r = &mut send => break r,
+                () = tokio::time::sleep_until(wake) => {
+                    if sent.at().is_some_and(|at| at.elapsed() >= limit) {
+                        tracing::warn!(secs = limit.as_secs(), "upstream did not answer in time");
+                        return Err(S3Error::new(
+                            S3ErrorCode::ServiceUnavailable,
+                            "The upstream S3 endpoint did not answer in time.",
+                        ));
+                    }
+                }
+            }
+        };
+        match result {
             Ok(resp) => Ok(resp),
             Err(e) => {
                 if let Some(body_error) = slot.take() {
@@ -255,7 +293,7 @@ impl Gateway {
 }
 
 /// Phase 6: upstream answers pass through unchanged but for hop-by-hop headers.
-fn response_filter(resp: Response<Incoming>, request_id: &str) -> Response<Body> {
+fn response_filter(resp: Response<Incoming>, request_id: &str, idle: std::time::Duration) -> Response<Body> {
     let (mut parts, incoming) = resp.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers);
     // Some S3-compatible stores keep the upload's `aws-chunked` framing as the object's
@@ -264,7 +302,7 @@ fn response_filter(resp: Response<Incoming>, request_id: &str) -> Response<Body>
     if let Ok(v) = HeaderValue::from_str(request_id) {
         parts.headers.insert("x-s3gate-request-id", v);
     }
-    Response::from_parts(parts, body::boxed(incoming))
+    Response::from_parts(parts, body::boxed(IdleTimeout::upstream_body(body::boxed(incoming), idle)))
 }
 
 /// Phase 7: one line per request. Never the query (a presigned URL's signature lives there).

@@ -3,8 +3,10 @@
 
 mod support;
 
+mod clients;
 mod config;
 mod endpoint;
 mod errors;
 mod payloads;
+mod streaming;
 mod tls;
