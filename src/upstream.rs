@@ -198,3 +198,50 @@ fn client_tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::Client
         .with_no_client_auth();
     Ok(cfg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::Credential;
+
+    fn upstream(url: &str, addressing: UpstreamAddressing) -> Upstream {
+        Upstream::new(&UpstreamConfig {
+            url: url.parse().unwrap(),
+            region: "us-east-1".into(),
+            addressing,
+            ca_file: None,
+            credentials: UpstreamCredentials::Static(Credential::new("A", "B")),
+            connect_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn path_style_puts_the_bucket_in_the_path() {
+        let u = upstream("https://s3.eu-west-1.amazonaws.com", UpstreamAddressing::Path);
+        assert_eq!(
+            u.uri_for(Some("b"), Some("a b/c+d"), "x=1").unwrap().to_string(),
+            "https://s3.eu-west-1.amazonaws.com/b/a%20b/c%2Bd?x=1"
+        );
+        assert_eq!(u.uri_for(Some("b"), None, "").unwrap().to_string(), "https://s3.eu-west-1.amazonaws.com/b");
+        assert_eq!(u.uri_for(None, None, "").unwrap().to_string(), "https://s3.eu-west-1.amazonaws.com/");
+    }
+
+    #[test]
+    fn virtual_style_puts_the_bucket_in_the_host_and_keeps_the_port() {
+        let u = upstream("http://store.internal:9000", UpstreamAddressing::Virtual);
+        assert_eq!(u.uri_for(Some("b"), Some("k//x"), "").unwrap().to_string(), "http://b.store.internal:9000/k//x");
+        assert_eq!(
+            u.uri_for(Some("b"), None, "list-type=2").unwrap().to_string(),
+            "http://b.store.internal:9000/?list-type=2"
+        );
+    }
+
+    #[test]
+    fn dotted_buckets_stay_path_style_over_https() {
+        // A wildcard certificate for *.s3.amazonaws.com does not cover a.b.s3.amazonaws.com.
+        let u = upstream("https://s3.amazonaws.com", UpstreamAddressing::Virtual);
+        assert_eq!(u.uri_for(Some("a.b"), Some("k"), "").unwrap().to_string(), "https://s3.amazonaws.com/a.b/k");
+    }
+}

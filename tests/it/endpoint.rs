@@ -276,3 +276,28 @@ async fn list_buckets_and_delete_bucket() {
     let out = s3.list_buckets().send().await.expect("list buckets");
     assert!(!out.buckets().iter().any(|b| b.name() == Some("two")));
 }
+
+#[tokio::test]
+async fn virtual_hosted_style_requests_under_a_gateway_domain() {
+    use crate::support::raw;
+    use std::time::SystemTime;
+    let gw = Gateway::start_with(|a| a.domain = vec!["s3.gateway.test".into()]).await;
+    create_bucket(&gw.client(), "vhost").await;
+    let host = format!("vhost.s3.gateway.test:{}", gw.addr().port());
+    let body = b"virtual hosted".to_vec();
+    let mut req = raw::request("PUT", gw.addr(), "/dir/obj%20one");
+    req.headers_mut().insert("host", host.parse().expect("host"));
+    req.headers_mut().insert("content-length", body.len().to_string().parse().expect("len"));
+    raw::sign(&mut req, &raw::sha256_hex(&body), SystemTime::now(), crate::support::CLIENT_SECRET);
+    let resp = raw::send(req, body.clone()).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    // Stored as bucket `vhost`, key `dir/obj one`: read it back path-style.
+    assert_eq!(get_bytes(&gw.client(), "vhost", "dir/obj one").await, body);
+
+    let mut req = raw::request("GET", gw.addr(), "/?list-type=2&prefix=dir%2F");
+    req.headers_mut().insert("host", host.parse().expect("host"));
+    raw::sign(&mut req, &raw::sha256_hex(b""), SystemTime::now(), crate::support::CLIENT_SECRET);
+    let resp = raw::send(req, "").await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert!(resp.body.contains("<Key>dir/obj one</Key>"), "{}", resp.body);
+}
