@@ -42,7 +42,7 @@ stamp="$venv/.s3gate-deps-stamp"
 need_pip=0
 [ "${S3GATE_DEPS_UPGRADE:-0}" = 1 ] && need_pip=1
 [ -n "$(find "$stamp" -mmin -1440 2>/dev/null)" ] || need_pip=1
-for exe in aws; do [ -x "$venv/bin/$exe" ] || need_pip=1; done
+[ -x "$venv/bin/aws" ] || need_pip=1
 "$venv/bin/python" -c 'import boto3, requests, awscli' 2>/dev/null || need_pip=1
 if [ "$need_pip" = 1 ]; then
     echo "install-test-deps: upgrading ${py_packages[*]} in $venv"

@@ -69,8 +69,8 @@ big_line="$(printf '%s\n' "$listing" | grep ' big/big.bin$')"
 step "ls a prefix"
 top="$(s3 ls "$B/tree/")"
 echo "$top"
-printf '%s\n' "$top" | grep -q 'PRE nested/$' || fail "no nested/ common prefix in: $top"
-printf '%s\n' "$top" | grep -q ' name with spaces.txt$' || fail "no 'name with spaces.txt' in: $top"
+grep -q 'PRE nested/$' <<<"$top" || fail "no nested/ common prefix in: $top"
+grep -q ' name with spaces.txt$' <<<"$top" || fail "no 'name with spaces.txt' in: $top"
 
 step "cp the 20 MiB file down and compare"
 s3 cp "$B/big/big.bin" "$WORK/big.down" --no-progress

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared by the client scripts in this folder; sourced, not run.
 #
 # Every script reads the same environment:
@@ -10,7 +11,7 @@
 #                          so the caller can check what the store holds (made up if unset)
 # A script exits 0 only when every step passed, and otherwise says which step failed.
 
-set -euo pipefail
+set -Eeuo pipefail
 
 CLIENT_NAME="$(basename "$0")"
 CURRENT_STEP="start"
@@ -97,6 +98,9 @@ make_tree() {
     head -c 100000 /dev/urandom >"$d/nested/b.bin"
     head -c 1234567 /dev/urandom >"$d/nested/deeper/c.bin"
     echo "inside a folder with a space" >"$d/with space/d.txt"
+    # Older than any upload, so a sync that compares times with the store's (whole-second)
+    # LastModified never sees the local copy as newer.
+    find "$d" -type f -exec touch -d '-1 hour' {} +
 }
 
 # The keys make_tree makes, relative to the folder, sorted.

@@ -30,7 +30,7 @@ KNOWN="$(known_file)"
 R="gw:$BUCKET"
 
 step "rclone version"
-rc version | head -n 1
+rc version | sed -n 1p
 
 step "mkdir $R"
 rc mkdir "$R"

@@ -59,7 +59,7 @@ echo "$listing"
 keys="$(printf '%s\n' "$listing" | sed -E "s|^.* s3://$BUCKET/||")"
 same_lines "$keys" big/big.bin kept/known.bin "${TREE_KEYS[@]/#/tree/}"
 top="$(s3c ls "$B/tree/")"
-printf '%s\n' "$top" | grep -qE "DIR +s3://$BUCKET/tree/nested/$" || fail "no tree/nested/ in: $top"
+grep -qE "DIR +s3://$BUCKET/tree/nested/$" <<<"$top" || fail "no tree/nested/ in: $top"
 
 step "info on the 20 MiB file"
 s3c info "$B/big/big.bin"
@@ -89,6 +89,6 @@ s3c put "$WORK/tree/a.txt" "$RB/a.txt"
 s3c del "$RB/a.txt"
 s3c rb "$RB"
 buckets="$(s3c ls)"
-if printf '%s\n' "$buckets" | grep -q " $RB\$"; then fail "$RB still listed: $buckets"; fi
+if grep -q " $RB\$" <<<"$buckets"; then fail "$RB still listed: $buckets"; fi
 
 echo "$CLIENT_NAME: all steps passed"

@@ -220,4 +220,3 @@ fn find_tool(name: &str) -> PathBuf {
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("{name} not found in .venv/bin or on PATH: run scripts/install-test-deps.sh"))
 }
-
