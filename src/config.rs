@@ -15,6 +15,12 @@ use serde::Deserialize;
 
 use crate::credentials::{Credential, KeyStore};
 
+mod routes;
+pub use routes::{AccessConfig, RouteConfig};
+
+pub mod forward;
+pub use forward::{ForwardArgs, ForwardConfig, ForwardFile};
+
 /// How the upstream is addressed: `https://host/bucket/key` or `https://bucket.host/key`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +76,24 @@ pub struct ServeArgs {
     /// Upstream TCP+TLS connect timeout in seconds [default: 5].
     #[arg(long, value_name = "SECONDS")]
     pub upstream_connect_timeout: Option<u64>,
+    /// Serve only clients from these networks (repeatable; IPv4 or IPv6 CIDR) [default: all].
+    #[arg(long = "allowed-source-subnet", value_name = "CIDR")]
+    pub allowed_source_subnet: Vec<String>,
+    /// Host values the endpoint answers to (repeatable); others get 403 [default: any].
+    #[arg(long = "allowed-endpoint", value_name = "HOST[:PORT]")]
+    pub allowed_endpoint: Vec<String>,
+    /// Load balancers whose PROXY protocol header and X-Forwarded-For s3gate believes (repeatable).
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxy: Vec<String>,
+    /// Storage class forced on PutObject, CopyObject and CreateMultipartUpload.
+    #[arg(long, value_name = "CLASS")]
+    pub storage_class: Option<String>,
+    /// Address of the Prometheus listener (`/metrics`, `/health`) [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// JSON audit log, one line per request: a file path, or `-` for stdout; reopened on SIGHUP.
+    #[arg(long, value_name = "FILE|-")]
+    pub audit_log: Option<String>,
     /// Longest silence tolerated, in seconds: from the upstream once a request body is sent,
     /// inside an upstream response body, and inside a client's request body [default: 120].
     #[arg(long, value_name = "SECONDS")]
@@ -77,6 +101,13 @@ pub struct ServeArgs {
     /// Seconds to let requests in flight finish on shutdown [default: 30].
     #[arg(long, value_name = "SECONDS")]
     pub shutdown_grace: Option<u64>,
+    /// Base URL of minted presigned URLs (`https://s3.intranet.example.com`); virtual-hosted
+    /// when its host is a --domain [default: the caller's Host, or the listen address].
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// The forward-proxy listener and its options (`--forward-*`).
+    #[command(flatten)]
+    pub forward: ForwardArgs,
 }
 
 /// The TOML file. Keys are the flag names with `_` for `-`.
@@ -98,6 +129,50 @@ pub struct FileConfig {
     pub upstream_connect_timeout: Option<u64>,
     pub upstream_timeout: Option<u64>,
     pub shutdown_grace: Option<u64>,
+    pub public_url: Option<String>,
+    pub allowed_source_subnet: Option<Vec<String>>,
+    pub allowed_endpoint: Option<Vec<String>>,
+    pub trusted_proxy: Option<Vec<String>>,
+    pub storage_class: Option<String>,
+    pub metrics_listen: Option<String>,
+    pub audit_log: Option<String>,
+    /// `[[client]]` tables: a credential with its policy.
+    pub client: Option<Vec<ClientFile>>,
+    /// `[[route]]` tables: where buckets matching a pattern go.
+    pub route: Option<Vec<RouteFile>>,
+    /// The `[forward]` table: the forward proxy.
+    pub forward: Option<ForwardFile>,
+}
+
+/// A client credential in the file, optionally with an IAM policy (inline JSON or a file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFile {
+    pub access_key_id: String,
+    pub secret_access_key: Option<String>,
+    /// A file holding the secret (chmod 600), instead of `secret_access_key`.
+    pub secret_file: Option<PathBuf>,
+    /// The policy document as JSON text.
+    pub policy: Option<String>,
+    pub policy_file: Option<PathBuf>,
+}
+
+/// Buckets matching `bucket` (`*` and `?` wildcards) go to this upstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub bucket: String,
+    /// A name for logs and metrics [default: the pattern].
+    pub name: Option<String>,
+    /// [default: https://s3.<region>.amazonaws.com when `region` is set, else the default upstream]
+    pub upstream: Option<String>,
+    pub region: Option<String>,
+    pub upstream_credentials: Option<String>,
+    pub upstream_addressing: Option<UpstreamAddressing>,
+    pub upstream_ca: Option<PathBuf>,
+    /// The upstream's name for the bucket, when clients use another one.
+    pub alias: Option<String>,
+    pub storage_class: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +185,7 @@ pub enum ConfigError {
     File { path: PathBuf, message: String },
 }
 
-fn invalid(msg: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(msg: impl Into<String>) -> ConfigError {
     ConfigError::Invalid(msg.into())
 }
 
@@ -149,6 +224,19 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     pub max_clock_skew: Duration,
     pub shutdown_grace: Duration,
+    /// Base URL of minted presigned URLs; `None`: the caller's Host (API) or listen address (CLI).
+    pub public_url: Option<http::Uri>,
+    /// Forced on PutObject, CopyObject and CreateMultipartUpload unless a route sets its own.
+    pub storage_class: Option<String>,
+    /// `[[route]]` entries, first match wins; unmatched buckets use `upstream`.
+    pub routes: Vec<RouteConfig>,
+    pub access: AccessConfig,
+    pub metrics_listen: Option<SocketAddr>,
+    pub audit_log: Option<String>,
+    /// False with `listen = "none"`: only the forward proxy runs, and `listen` is unused.
+    pub endpoint: bool,
+    /// The forward proxy, when `forward-listen` is set.
+    pub forward: Option<ForwardConfig>,
 }
 
 /// Settings merged from the three sources, before any file they name is read.
@@ -169,6 +257,16 @@ pub struct Resolved {
     pub upstream_connect_timeout: u64,
     pub upstream_timeout: u64,
     pub shutdown_grace: u64,
+    pub public_url: Option<String>,
+    pub allowed_source_subnet: Vec<String>,
+    pub allowed_endpoint: Vec<String>,
+    pub trusted_proxy: Vec<String>,
+    pub storage_class: Option<String>,
+    pub metrics_listen: Option<String>,
+    pub audit_log: Option<String>,
+    pub clients: Vec<ClientFile>,
+    pub routes: Vec<RouteFile>,
+    pub forward: forward::ForwardResolved,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8099";
@@ -238,6 +336,25 @@ impl Config {
                 .unwrap_or(5),
             upstream_timeout: args.upstream_timeout.or(num("UPSTREAM_TIMEOUT")?).or(f.upstream_timeout).unwrap_or(120),
             shutdown_grace: args.shutdown_grace.or(num("SHUTDOWN_GRACE")?).or(f.shutdown_grace).unwrap_or(30),
+            public_url: args.public_url.clone().or(e("PUBLIC_URL")).or(f.public_url),
+            allowed_source_subnet: non_empty(&args.allowed_source_subnet)
+                .or(list("ALLOWED_SOURCE_SUBNET"))
+                .or(f.allowed_source_subnet)
+                .unwrap_or_default(),
+            allowed_endpoint: non_empty(&args.allowed_endpoint)
+                .or(list("ALLOWED_ENDPOINT"))
+                .or(f.allowed_endpoint)
+                .unwrap_or_default(),
+            trusted_proxy: non_empty(&args.trusted_proxy)
+                .or(list("TRUSTED_PROXY"))
+                .or(f.trusted_proxy)
+                .unwrap_or_default(),
+            storage_class: args.storage_class.clone().or(e("STORAGE_CLASS")).or(f.storage_class),
+            metrics_listen: args.metrics_listen.clone().or(e("METRICS_LISTEN")).or(f.metrics_listen),
+            audit_log: args.audit_log.clone().or(e("AUDIT_LOG")).or(f.audit_log),
+            clients: f.client.unwrap_or_default(),
+            routes: f.route.unwrap_or_default(),
+            forward: forward::resolve(&args.forward, env, f.forward)?,
         })
     }
 
@@ -253,46 +370,47 @@ impl Config {
 
     /// Turns resolved settings into a runnable config, reading the credentials file.
     pub fn validate(r: Resolved) -> Result<Config, ConfigError> {
-        let listen: SocketAddr =
-            r.listen.parse().map_err(|_| invalid(format!("listen: not an address (IP:PORT): {:?}", r.listen)))?;
-        let upstream_url = r.upstream.clone().unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", r.region));
-        let url: http::Uri =
-            upstream_url.parse().map_err(|_| invalid(format!("upstream: not a URL: {upstream_url:?}")))?;
-        match url.scheme_str() {
-            Some("http") | Some("https") => {}
-            _ => return Err(invalid(format!("upstream: must be an http:// or https:// URL: {upstream_url:?}"))),
+        // `none` turns the endpoint off, so the forward proxy can run alone.
+        let endpoint = !r.listen.eq_ignore_ascii_case("none");
+        let listen: SocketAddr = if endpoint { r.listen.as_str() } else { DEFAULT_LISTEN }
+            .parse()
+            .map_err(|_| invalid(format!("listen: not an address (IP:PORT) or none: {:?}", r.listen)))?;
+        let forward = r.forward.clone().validate()?;
+        if !endpoint && forward.is_none() {
+            return Err(invalid("listen is none and forward-listen is not set: nothing to serve"));
         }
-        if url.host().is_none() {
-            return Err(invalid(format!("upstream: no host in {upstream_url:?}")));
-        }
-        if !matches!(url.path(), "" | "/") {
-            return Err(invalid(format!("upstream: a path prefix is not supported: {upstream_url:?}")));
-        }
-        if r.region.is_empty() || !r.region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(invalid(format!("region: not a region name: {:?}", r.region)));
-        }
-        let upstream_credentials = match &r.upstream_credentials {
-            Some(pair) => UpstreamCredentials::Static(
-                Credential::parse(pair).ok_or_else(|| invalid("upstream-credentials: expected AKID:SECRET"))?,
-            ),
-            None => UpstreamCredentials::DefaultChain,
-        };
-        if let Some(ca) = &r.upstream_ca {
-            std::fs::metadata(ca).map_err(|source| ConfigError::Read { path: ca.clone(), source })?;
-        }
+        let timeouts =
+            (Duration::from_secs(r.upstream_connect_timeout.max(1)), Duration::from_secs(r.upstream_timeout.max(1)));
+        let upstream = upstream_config(
+            "upstream",
+            r.upstream.as_deref(),
+            &r.region,
+            r.upstream_credentials.as_deref(),
+            r.upstream_addressing,
+            r.upstream_ca.clone(),
+            timeouts,
+        )?;
 
-        let mut creds = Vec::new();
+        let mut keys = KeyStore::default();
         for (i, pair) in r.credentials.iter().enumerate() {
-            creds.push(
-                Credential::parse(pair)
-                    .ok_or_else(|| invalid(format!("credentials #{}: expected AKID:SECRET", i + 1)))?,
-            );
+            let c = Credential::parse(pair)
+                .ok_or_else(|| invalid(format!("credentials #{}: expected AKID:SECRET", i + 1)))?;
+            keys.insert(c, None);
         }
         if let Some(path) = &r.credentials_file {
-            creds.extend(read_credentials_file(path)?);
+            for c in read_credentials_file(path)? {
+                keys.insert(c, None);
+            }
         }
-        if creds.is_empty() {
-            return Err(invalid("no client credentials: give --credentials AKID:SECRET or --credentials-file FILE"));
+        for client in &r.clients {
+            let (c, policy) = routes::client(client)?;
+            keys.insert(c, policy);
+        }
+        if keys.is_empty() && endpoint {
+            return Err(invalid(
+                "no client credentials: give --credentials AKID:SECRET or --credentials-file FILE \
+                 (or --listen none to run only the forward proxy)",
+            ));
         }
 
         for d in &r.domain {
@@ -305,28 +423,90 @@ impl Config {
             (None, None) => None,
             _ => return Err(invalid("tls-cert and tls-key must be given together")),
         };
+        let public_url = r
+            .public_url
+            .as_deref()
+            .map(crate::presign::parse_public_url)
+            .transpose()
+            .map_err(|e| invalid(e.to_string()))?;
+        let storage_class = r.storage_class.as_deref().map(routes::storage_class).transpose()?;
+        let mut route_list = Vec::new();
+        for (i, route) in r.routes.iter().enumerate() {
+            route_list.push(routes::route(i, route, &upstream, &r.region, timeouts)?);
+        }
+        let metrics_listen = r
+            .metrics_listen
+            .as_deref()
+            .map(|a| a.parse::<SocketAddr>().map_err(|_| invalid(format!("metrics-listen: not an address: {a:?}"))))
+            .transpose()?;
 
         Ok(Config {
             listen,
-            upstream: UpstreamConfig {
-                url,
-                region: r.region,
-                addressing: r.upstream_addressing,
-                ca_file: r.upstream_ca,
-                credentials: upstream_credentials,
-                connect_timeout: Duration::from_secs(r.upstream_connect_timeout.max(1)),
-                idle_timeout: Duration::from_secs(r.upstream_timeout.max(1)),
-            },
-            keys: KeyStore::new(creds),
+            upstream,
+            keys,
             domains: r.domain.iter().map(|d| d.to_ascii_lowercase()).collect(),
             tls,
             max_clock_skew: Duration::from_secs(r.max_clock_skew),
             shutdown_grace: Duration::from_secs(r.shutdown_grace),
+            public_url,
+            storage_class,
+            routes: route_list,
+            access: routes::access(&r.allowed_source_subnet, &r.allowed_endpoint, &r.trusted_proxy)?,
+            metrics_listen,
+            audit_log: r.audit_log.clone(),
+            endpoint,
+            forward,
         })
     }
 }
 
-fn read_text(path: &Path) -> Result<String, ConfigError> {
+/// One upstream: URL (default from the region), region, credentials, addressing, CA.
+pub(crate) fn upstream_config(
+    what: &str,
+    url: Option<&str>,
+    region: &str,
+    credentials: Option<&str>,
+    addressing: UpstreamAddressing,
+    ca_file: Option<PathBuf>,
+    (connect_timeout, idle_timeout): (Duration, Duration),
+) -> Result<UpstreamConfig, ConfigError> {
+    if region.is_empty() || !region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(invalid(format!("{what}: region: not a region name: {region:?}")));
+    }
+    let text = url.map(str::to_owned).unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    let url: http::Uri = text.parse().map_err(|_| invalid(format!("{what}: not a URL: {text:?}")))?;
+    match url.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(invalid(format!("{what}: must be an http:// or https:// URL: {text:?}"))),
+    }
+    if url.host().is_none() {
+        return Err(invalid(format!("{what}: no host in {text:?}")));
+    }
+    if !matches!(url.path(), "" | "/") {
+        return Err(invalid(format!("{what}: a path prefix is not supported: {text:?}")));
+    }
+    let credentials = match credentials {
+        Some(pair) => UpstreamCredentials::Static(
+            Credential::parse(pair)
+                .ok_or_else(|| invalid(format!("{what}: upstream-credentials: expected AKID:SECRET")))?,
+        ),
+        None => UpstreamCredentials::DefaultChain,
+    };
+    if let Some(ca) = &ca_file {
+        std::fs::metadata(ca).map_err(|source| ConfigError::Read { path: ca.clone(), source })?;
+    }
+    Ok(UpstreamConfig {
+        url,
+        region: region.to_owned(),
+        addressing,
+        ca_file,
+        credentials,
+        connect_timeout,
+        idle_timeout,
+    })
+}
+
+pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })
 }
 
@@ -350,7 +530,7 @@ pub fn read_credentials_file(path: &Path) -> Result<Vec<Credential>, ConfigError
 }
 
 #[cfg(unix)]
-fn refuse_if_readable_by_others(path: &Path) -> Result<(), ConfigError> {
+pub(crate) fn refuse_if_readable_by_others(path: &Path) -> Result<(), ConfigError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     let mode = meta.permissions().mode();

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
+use crate::policy::Policy;
+
 /// A secret access key. `Debug` and `Display` never print it; the memory is zeroized on drop.
 #[derive(Clone)]
 pub struct SecretKey(Arc<Zeroizing<String>>);
@@ -58,20 +60,48 @@ impl Credential {
     }
 }
 
+/// What s3gate knows about one client credential.
+#[derive(Clone, Debug)]
+struct Client {
+    secret: SecretKey,
+    /// `None` is full access: a credential without a policy may do anything the upstream
+    /// credentials may.
+    policy: Option<Arc<Policy>>,
+}
+
 /// The client credentials s3gate accepts, by access key id.
 #[derive(Clone, Debug, Default)]
 pub struct KeyStore {
-    keys: HashMap<String, SecretKey>,
+    keys: HashMap<String, Client>,
 }
 
 impl KeyStore {
     pub fn new(credentials: impl IntoIterator<Item = Credential>) -> Self {
-        let keys = credentials.into_iter().map(|c| (c.access_key_id, c.secret)).collect();
+        let keys =
+            credentials.into_iter().map(|c| (c.access_key_id, Client { secret: c.secret, policy: None })).collect();
         Self { keys }
     }
 
+    /// Adds (or replaces) a credential with its policy.
+    pub fn insert(&mut self, credential: Credential, policy: Option<Policy>) {
+        let client = Client { secret: credential.secret, policy: policy.map(Arc::new) };
+        self.keys.insert(credential.access_key_id, client);
+    }
+
     pub fn secret(&self, access_key_id: &str) -> Option<SecretKey> {
-        self.keys.get(access_key_id).cloned()
+        self.keys.get(access_key_id).map(|c| c.secret.clone())
+    }
+
+    /// The credential's policy; `None` when it has none (full access) or is unknown.
+    pub fn policy(&self, access_key_id: &str) -> Option<Arc<Policy>> {
+        self.keys.get(access_key_id).and_then(|c| c.policy.clone())
+    }
+
+    /// The credential itself, for minting presigned URLs signed with it.
+    pub fn credential(&self, access_key_id: &str) -> Option<Credential> {
+        self.keys
+            .get(access_key_id)
+            .map(|c| Credential { access_key_id: access_key_id.to_owned(), secret: c.secret.clone() })
     }
 
     pub fn len(&self) -> usize {

@@ -3,13 +3,19 @@
 //! The binary (`main.rs`) only parses the command line and calls into this library, so tests,
 //! benches and the embedded demo use exactly the code that runs in production.
 
+pub mod audit;
 pub mod body;
 pub mod checksum;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod forward;
+pub mod metrics;
+pub mod net;
 pub mod policy;
+pub mod presign;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod s3_request;
 pub mod server;
 pub mod sigv4;
@@ -30,6 +36,10 @@ pub enum RunError {
     Server(#[from] server::ServerError),
     #[error(transparent)]
     Upstream(#[from] upstream::UpstreamError),
+    #[error("audit log: {0}")]
+    Audit(std::io::Error),
+    #[error("nothing to serve: listen is none and forward-listen is not set")]
+    NoListener,
 }
 
 #[derive(Clone)]
@@ -39,56 +49,114 @@ impl Handler for EndpointHandler {
     fn call(
         &self,
         req: http::Request<hyper::body::Incoming>,
-        peer: SocketAddr,
-        secure: bool,
+        conn: server::ConnInfo,
     ) -> impl std::future::Future<Output = http::Response<body::Body>> + Send {
-        self.0.clone().handle(req, peer, secure)
+        self.0.clone().handle(req, conn)
     }
 }
 
 /// A gateway that is listening: where, and how to stop it.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The Prometheus listener, when `--metrics-listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
+    pub metrics: metrics::Metrics,
+    /// The forward proxy's listener, when `--forward-listen` is set.
+    pub forward_addr: Option<SocketAddr>,
     pub shutdown: Shutdown,
-    task: tokio::task::JoinHandle<()>,
+    /// The endpoint's and the forward proxy's accept loops.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
     /// Stops accepting, drains requests in flight (up to the grace period) and returns.
     pub async fn stop(self) {
         self.shutdown.trigger();
-        let _ = self.task.await;
+        self.wait().await;
     }
 
-    /// Waits until the server stops (after `shutdown.trigger()`).
+    /// Waits until the servers stop (after `shutdown.trigger()`).
     pub async fn wait(self) {
-        let _ = self.task.await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
     }
 }
 
-/// Binds the listener and starts serving in the background.
+/// Binds the listeners and starts serving in the background.
 pub async fn start(config: Config) -> Result<Running, RunError> {
     let config = Arc::new(config);
-    let upstream = upstream::Upstream::new(&config.upstream)?;
+    let metrics = metrics::Metrics::new();
+    let shutdown = Shutdown::default();
+    let audit = match &config.audit_log {
+        Some(target) => {
+            let log = audit::AuditLog::open(target).map_err(RunError::Audit)?;
+            audit::spawn_sighup_reopen(log.clone());
+            Some(log)
+        }
+        None => None,
+    };
+    let router = upstream::Router::new(&config)?;
     let tls = match &config.tls {
         Some(files) => Some(server::tls_acceptor(&files.cert, &files.key)?),
         None => None,
     };
-    let listener = server::bind(config.listen).await?;
-    let addr = listener.local_addr().map_err(|source| server::ServerError::Bind { addr: config.listen, source })?;
-    let handler = EndpointHandler(Arc::new(Gateway::new(config.clone(), upstream)));
-    let shutdown = Shutdown::default();
-    let grace = config.shutdown_grace;
-    let task = tokio::spawn(server::serve(listener, tls, handler, shutdown.clone(), grace));
-    Ok(Running { addr, shutdown, task })
+    // Both listeners are bound before either serves, so a failed bind leaves nothing running.
+    let forward_listener = match &config.forward {
+        Some(fc) => Some((server::bind(fc.listen).await?, fc.clone())),
+        None => None,
+    };
+    let listener = if config.endpoint { Some(server::bind(config.listen).await?) } else { None };
+    let mut tasks = Vec::new();
+    let mut forward_addr = None;
+    if let Some((l, fc)) = forward_listener {
+        forward_addr = Some(l.local_addr().map_err(|source| server::ServerError::Bind { addr: fc.listen, source })?);
+        tasks.push(tokio::spawn(forward::serve(l, fc, shutdown.clone(), config.shutdown_grace)));
+    }
+    // With `listen = none` only the forward proxy runs, and `addr` is its address.
+    let addr = match &listener {
+        Some(l) => l.local_addr().map_err(|source| server::ServerError::Bind { addr: config.listen, source })?,
+        None => forward_addr.ok_or(RunError::NoListener)?,
+    };
+    let metrics_addr = match config.metrics_listen {
+        Some(at) => {
+            let l = server::bind(at).await?;
+            let bound = l.local_addr().map_err(|source| server::ServerError::Bind { addr: at, source })?;
+            tokio::spawn(metrics::serve(l, metrics.clone(), shutdown.clone()));
+            Some(bound)
+        }
+        None => None,
+    };
+    let gateway = Gateway::new(config.clone(), router, metrics.clone(), audit);
+    let options = server::ListenOptions {
+        tls,
+        trusted_proxies: config.access.trusted_proxies.clone(),
+        grace: config.shutdown_grace,
+        metrics: Some(metrics.clone()),
+    };
+    if let Some(listener) = listener {
+        tasks.push(tokio::spawn(server::serve(
+            listener,
+            options,
+            EndpointHandler(Arc::new(gateway)),
+            shutdown.clone(),
+        )));
+    }
+    Ok(Running { addr, metrics_addr, metrics, forward_addr, shutdown, tasks })
 }
 
 /// Serves until SIGTERM or Ctrl-C, then drains.
 pub async fn run(config: Config) -> Result<(), RunError> {
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     let upstream = config.upstream.url.clone();
+    let endpoint = config.endpoint;
     let running = start(config).await?;
-    tracing::info!(listen = %running.addr, %upstream, "s3gate endpoint listening on {scheme}://{}", running.addr);
+    if endpoint {
+        tracing::info!(listen = %running.addr, %upstream, "s3gate endpoint listening on {scheme}://{}", running.addr);
+    }
+    if let Some(at) = running.forward_addr {
+        tracing::info!(forward_listen = %at, "s3gate forward proxy listening on {at}");
+    }
     let shutdown = running.shutdown.clone();
     tokio::spawn(async move {
         telemetry::shutdown_signal().await;

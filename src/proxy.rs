@@ -1,64 +1,77 @@
 //! Endpoint mode: S3 clients point `--endpoint-url` at s3gate.
 //!
 //! A request goes through one async function per phase, in order (see
-//! `docs/request-flow.md`): request filter (classify) -> authenticate (SigV4) -> upstream
-//! peer (where it goes) -> upstream request (headers, verified body, re-sign) -> forward ->
-//! response filter -> log. Bodies stream through every phase; none is held whole.
+//! `docs/request-flow.md`): network rules -> request filter (classify) -> authenticate (SigV4)
+//! -> authorize (policy) -> upstream request (route, headers, verified body) -> forward
+//! (re-sign, send, learn regions) -> response filter -> record (log, audit, metrics). Bodies
+//! stream through every phase; none is held whole.
 
+mod access;
 mod headers;
 pub mod payload;
+mod record;
 mod timeout;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{header, HeaderValue, Method, Request, Response};
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::audit::AuditLog;
 use crate::body::{self, Body};
 use crate::config::Config;
 use crate::error::{S3Error, S3ErrorCode};
+use crate::metrics::{Metrics, Mode};
 use crate::s3_request::{self, S3Request};
+pub use crate::server::ConnInfo;
 use crate::sigv4::chunked::ChunkSigning;
 use crate::sigv4::{self, PayloadMode, SigV4Error, Verified};
-use crate::upstream::Upstream;
+use crate::upstream::{Route, Router};
 use payload::{AwsChunkedBody, ChunkedOutput, FailureSlot, Sha256Body};
+use record::{Counting, RequestContext};
 use timeout::{BodySent, IdleTimeout};
 
-/// What s3gate knows about one request as it moves through the phases; the log line is made
-/// from it.
-pub struct RequestContext {
-    pub request_id: String,
-    pub client: SocketAddr,
-    pub secure: bool,
-    pub started: Instant,
-    pub access_key_id: Option<String>,
-    pub s3: Option<S3Request>,
+/// A request on its way upstream, before it is signed: kept unsigned so that a request that
+/// has to go to another region can be signed again.
+struct Outgoing {
+    method: Method,
+    headers: http::HeaderMap,
+    query: String,
+    body: Body,
+    payload_hash: String,
+    /// No body: it can be sent again, as is, after a region redirect.
+    bodiless: bool,
 }
 
 pub struct Gateway {
     config: Arc<Config>,
-    upstream: Upstream,
+    router: Router,
+    metrics: Metrics,
+    audit: Option<AuditLog>,
 }
 
 impl Gateway {
-    pub fn new(config: Arc<Config>, upstream: Upstream) -> Self {
-        Self { config, upstream }
+    pub fn new(config: Arc<Config>, router: Router, metrics: Metrics, audit: Option<AuditLog>) -> Self {
+        Self { config, router, metrics, audit }
     }
 
     /// Entry point for every endpoint-mode request. Never fails: errors become S3 XML.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, client: SocketAddr, secure: bool) -> Response<Body> {
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+        let client = access::client_address(&self.config.access, conn.peer, conn.proxied, req.headers());
         let mut ctx = RequestContext {
             request_id: new_request_id(),
             client,
-            secure,
+            secure: conn.secure,
             started: Instant::now(),
+            method: req.method().clone(),
             access_key_id: None,
             s3: None,
+            route: None,
+            bytes_in: Default::default(),
         };
         let head = req.method() == Method::HEAD;
-        let method = req.method().clone();
         let resp = match self.process(req, &mut ctx).await {
             Ok(resp) => resp,
             Err(e) => {
@@ -66,25 +79,36 @@ impl Gateway {
                 e.into_response(&ctx.request_id, head)
             }
         };
-        log_request(&ctx, &method, &resp);
-        resp
+        record::finish_with(resp, ctx, self.metrics.clone(), self.audit.clone())
     }
 
     async fn process(&self, mut req: Request<Incoming>, ctx: &mut RequestContext) -> Result<Response<Body>, S3Error> {
         if let Some(resp) = builtin_route(&req) {
             return Ok(resp);
         }
+        if !access::source_allowed(&self.config.access, ctx.client.ip()) {
+            self.metrics.network_denied(Mode::Endpoint, "source_subnet");
+            return Err(access::access_denied());
+        }
         ensure_host_header(&mut req)?;
         let s3 = self.request_filter(&req)?;
+        if !access::endpoint_allowed(&self.config.access, host_of(&req).unwrap_or_default(), &s3) {
+            self.metrics.network_denied(Mode::Endpoint, "endpoint");
+            ctx.s3 = Some(s3);
+            return Err(access::access_denied());
+        }
         ctx.s3 = Some(s3);
-        let verified = self.authenticate(&req)?;
+        let verified = self.authenticate(&req).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
         ctx.access_key_id = Some(verified.access_key_id.clone());
         let s3 = ctx.s3.as_ref().ok_or_else(internal)?;
-        let uri = self.upstream_peer(s3, &verified)?;
+        self.authorize(&req, s3, &verified, ctx).inspect_err(|_| self.metrics.policy_denied(s3.action))?;
+        let route = self.router.route(s3.bucket.as_deref());
+        ctx.route = Some(route.name.clone());
         let slot = FailureSlot::default();
         let sent = BodySent::default();
-        let upstream_req = self.upstream_request(req, uri, &verified, slot.clone(), sent.clone()).await?;
-        let resp = self.forward(upstream_req, &slot, &sent).await?;
+        let outgoing = self.upstream_request(req, s3, &verified, route, ctx, slot.clone(), sent.clone())?;
+        let outgoing = self.policy_body_checks(outgoing, s3, &verified, ctx).await?;
+        let resp = self.forward(outgoing, s3, route, &slot, &sent).await?;
         Ok(response_filter(resp, &ctx.request_id, self.config.upstream.idle_timeout))
     }
 
@@ -135,25 +159,38 @@ impl Gateway {
         Ok(sigv4::verify_header_auth(req.method(), path, query, req.headers(), &lookup, now, skew)?)
     }
 
-    /// Phase 3: the upstream URI for this bucket and key.
-    fn upstream_peer(&self, s3: &S3Request, verified: &Verified) -> Result<http::Uri, S3Error> {
-        let query = upstream_query(&s3.query, verified.presigned);
-        self.upstream
-            .uri_for(s3.bucket.as_deref(), s3.key.as_deref(), &query)
-            .map_err(|e| S3Error::new(S3ErrorCode::InvalidURI, e.to_string()))
+    /// Phase 3: the credential's policy, if it has one. Denied requests never reach the
+    /// upstream (a denied PUT's body is not read).
+    fn authorize(
+        &self,
+        req: &Request<Incoming>,
+        s3: &S3Request,
+        verified: &Verified,
+        ctx: &RequestContext,
+    ) -> Result<(), S3Error> {
+        match self.config.keys.policy(&verified.access_key_id) {
+            None => Ok(()),
+            Some(policy) => {
+                access::check_policy(&policy, s3, req.headers(), ctx.client.ip(), ctx.secure, &verified.access_key_id)
+            }
+        }
     }
 
-    /// Phase 4: forwarded headers, the verified body, and the upstream signature.
-    async fn upstream_request(
+    /// Phase 4: forwarded headers and the verified body, not yet signed.
+    #[allow(clippy::too_many_arguments)]
+    fn upstream_request(
         &self,
         req: Request<Incoming>,
-        uri: http::Uri,
+        s3: &S3Request,
         verified: &Verified,
+        route: &Route,
+        ctx: &RequestContext,
         slot: FailureSlot,
         sent: BodySent,
-    ) -> Result<Request<Body>, S3Error> {
+    ) -> Result<Outgoing, S3Error> {
         let slot_for_timeout = slot.clone();
         let (parts, incoming) = req.into_parts();
+        let incoming = Counting::new(incoming, ctx.bytes_in.clone());
         let mut headers = headers::forwardable(&parts.headers);
         let content_length = headers::content_length(&parts.headers)?;
         let framed = content_length.is_some() || parts.headers.contains_key(header::TRANSFER_ENCODING);
@@ -187,79 +224,116 @@ impl Gateway {
                     amz_date: verified.amz_date.clone(),
                     seed_signature: verified.seed_signature,
                 };
-                self.chunked(&parts.headers, &mut headers, incoming, signing, *trailer, slot)?
+                chunked(&parts.headers, &mut headers, incoming, signing, *trailer, slot)?
             }
             PayloadMode::StreamingUnsignedTrailer => {
-                self.chunked(&parts.headers, &mut headers, incoming, ChunkSigning::Unsigned, true, slot)?
+                chunked(&parts.headers, &mut headers, incoming, ChunkSigning::Unsigned, true, slot)?
             }
         };
-        let body = if http_body::Body::is_end_stream(&body) {
+        let bodiless = http_body::Body::is_end_stream(&body);
+        let body = if bodiless {
             sent.mark();
             body
         } else {
             body::boxed(IdleTimeout::client_body(body, self.config.upstream.idle_timeout, slot_for_timeout, sent))
         };
-        let mut out = Request::new(body);
-        *out.method_mut() = parts.method;
-        *out.uri_mut() = uri;
-        *out.headers_mut() = headers;
-        let (mut parts, body) = out.into_parts();
-        let creds = self.upstream.credentials().await.map_err(|e| {
-            tracing::error!(error = %e, "no upstream credentials");
-            S3Error::new(S3ErrorCode::ServiceUnavailable, "The gateway has no upstream credentials right now.")
-        })?;
-        sigv4::sign_upstream(&mut parts, &creds, &self.upstream.region, &payload_hash, std::time::SystemTime::now())
-            .map_err(|e| {
-                tracing::error!(error = %e, "signing the upstream request failed");
-                internal()
-            })?;
-        Ok(Request::from_parts(parts, body))
-    }
-
-    fn chunked(
-        &self,
-        client_headers: &http::HeaderMap,
-        headers: &mut http::HeaderMap,
-        incoming: Incoming,
-        signing: ChunkSigning,
-        trailer: bool,
-        slot: FailureSlot,
-    ) -> Result<(Body, String), S3Error> {
-        let decoded_len = headers::decoded_content_length(client_headers)?;
-        let checksum = headers::announced_trailer_checksum(client_headers);
-        headers::strip_aws_chunked_encoding(headers);
-        headers.remove(header::CONTENT_LENGTH);
-        if trailer {
-            headers.insert("x-amz-decoded-content-length", HeaderValue::from(decoded_len));
-            headers::add_aws_chunked_encoding(headers);
-            let b = AwsChunkedBody::new(
-                incoming,
-                signing,
-                true,
-                ChunkedOutput::UnsignedTrailer,
-                decoded_len,
-                checksum,
-                slot,
-            );
-            Ok((body::boxed(b), sigv4::STREAMING_UNSIGNED_TRAILER.to_owned()))
-        } else {
-            headers.remove(http::HeaderName::from_static("x-amz-trailer"));
-            headers::set_content_length(headers, Some(decoded_len));
-            let b = AwsChunkedBody::new(incoming, signing, false, ChunkedOutput::Decoded, decoded_len, None, slot);
-            Ok((body::boxed(b), sigv4::UNSIGNED_PAYLOAD.to_owned()))
+        if let Some(class) = &route.storage_class {
+            if matches!(s3.operation(), "PutObject" | "CopyObject" | "CreateMultipartUpload") {
+                if let Ok(v) = HeaderValue::from_str(class) {
+                    headers.insert("x-amz-storage-class", v);
+                }
+            }
         }
+        headers::alias_copy_source(&mut headers, &self.router);
+        let query = upstream_query(parts.uri.query(), verified.presigned);
+        Ok(Outgoing { method: parts.method, headers, query, body, payload_hash, bodiless })
     }
 
-    /// Phase 5: send it; a body that failed verification answers with its own S3 error.
-    /// Once the body is sent, the upstream has `idle_timeout` to answer.
+    /// DeleteObjects under a policy: every key in the body is checked before anything is sent.
+    async fn policy_body_checks(
+        &self,
+        out: Outgoing,
+        s3: &S3Request,
+        verified: &Verified,
+        ctx: &RequestContext,
+    ) -> Result<Outgoing, S3Error> {
+        if s3.operation() != "DeleteObjects" {
+            return Ok(out);
+        }
+        let Some(policy) = self.config.keys.policy(&verified.access_key_id) else { return Ok(out) };
+        let Outgoing { method, headers, query, body, payload_hash, bodiless } = out;
+        let bytes: Bytes = access::check_delete_objects(
+            &policy,
+            s3,
+            &headers,
+            ctx.client.ip(),
+            ctx.secure,
+            &verified.access_key_id,
+            body,
+        )
+        .await
+        .inspect_err(|_| self.metrics.policy_denied("s3:DeleteObject"))?;
+        Ok(Outgoing { method, headers, query, body: body::full(bytes), payload_hash, bodiless })
+    }
+
+    /// Phase 5: sign for the route's upstream and send. A bodiless request that the upstream
+    /// redirects to the bucket's real region is signed again for it and retried once.
     async fn forward(
         &self,
+        out: Outgoing,
+        s3: &S3Request,
+        route: &Route,
+        slot: &FailureSlot,
+        sent: &BodySent,
+    ) -> Result<Response<Incoming>, S3Error> {
+        let upstream = &route.upstream;
+        let bucket = s3.bucket.as_deref().map(|b| route.upstream_bucket(b));
+        let Outgoing { method, headers, query, body, payload_hash, bodiless } = out;
+        let mut body = Some(body);
+        for attempt in 0..2 {
+            let uri = upstream
+                .uri_for(bucket, s3.key.as_deref(), &query)
+                .map_err(|e| S3Error::new(S3ErrorCode::InvalidURI, e.to_string()))?;
+            let mut req = Request::new(body.take().unwrap_or_else(body::empty));
+            *req.method_mut() = method.clone();
+            *req.uri_mut() = uri;
+            *req.headers_mut() = headers.clone();
+            let (mut parts, b) = req.into_parts();
+            let creds = upstream.credentials().await.map_err(|e| {
+                tracing::error!(error = %e, "no upstream credentials");
+                self.metrics.upstream_error("credentials");
+                S3Error::new(S3ErrorCode::ServiceUnavailable, "The gateway has no upstream credentials right now.")
+            })?;
+            let region = upstream.region_for(bucket);
+            sigv4::sign_upstream(&mut parts, &creds, &region, &payload_hash, std::time::SystemTime::now()).map_err(
+                |e| {
+                    tracing::error!(error = %e, "signing the upstream request failed");
+                    internal()
+                },
+            )?;
+            let resp = self.send(Request::from_parts(parts, b), route, slot, sent).await?;
+            if attempt == 0 && bodiless {
+                if let (Some(b), Some(learned)) = (bucket, redirect_region(&resp)) {
+                    if upstream.learn_region(b, &learned) {
+                        continue;
+                    }
+                }
+            }
+            return Ok(resp);
+        }
+        Err(internal())
+    }
+
+    /// Sends one request; once its body is sent, the upstream has `idle_timeout` to answer.
+    async fn send(
+        &self,
         req: Request<Body>,
+        route: &Route,
         slot: &FailureSlot,
         sent: &BodySent,
     ) -> Result<Response<Incoming>, S3Error> {
         let limit = self.config.upstream.idle_timeout;
-        let send = self.upstream.send(req);
+        let send = route.upstream.send(req);
         tokio::pin!(send);
         let result = loop {
             let wake = match sent.at() {
@@ -270,7 +344,8 @@ impl Gateway {
                 r = &mut send => break r,
                 () = tokio::time::sleep_until(wake) => {
                     if sent.at().is_some_and(|at| at.elapsed() >= limit) {
-                        tracing::warn!(secs = limit.as_secs(), "upstream did not answer in time");
+                        tracing::warn!(secs = limit.as_secs(), route = %route.name, "upstream did not answer in time");
+                        self.metrics.upstream_error("timeout");
                         return Err(S3Error::new(
                             S3ErrorCode::ServiceUnavailable,
                             "The upstream S3 endpoint did not answer in time.",
@@ -285,11 +360,52 @@ impl Gateway {
                 if let Some(body_error) = slot.take() {
                     return Err(body_error);
                 }
-                tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "upstream request failed");
+                let kind = if e.is_connect() { "connect" } else { "other" };
+                self.metrics.upstream_error(kind);
+                tracing::warn!(error = %e, source = ?std::error::Error::source(&e), route = %route.name, "upstream request failed");
                 Err(S3Error::new(S3ErrorCode::ServiceUnavailable, "The upstream S3 endpoint could not be reached."))
             }
         }
     }
+}
+
+fn chunked(
+    client_headers: &http::HeaderMap,
+    headers: &mut http::HeaderMap,
+    incoming: Counting<Incoming>,
+    signing: ChunkSigning,
+    trailer: bool,
+    slot: FailureSlot,
+) -> Result<(Body, String), S3Error> {
+    let decoded_len = headers::decoded_content_length(client_headers)?;
+    let checksum = headers::announced_trailer_checksum(client_headers);
+    headers::strip_aws_chunked_encoding(headers);
+    headers.remove(header::CONTENT_LENGTH);
+    if trailer {
+        headers.insert("x-amz-decoded-content-length", HeaderValue::from(decoded_len));
+        headers::add_aws_chunked_encoding(headers);
+        let b =
+            AwsChunkedBody::new(incoming, signing, true, ChunkedOutput::UnsignedTrailer, decoded_len, checksum, slot);
+        Ok((body::boxed(b), sigv4::STREAMING_UNSIGNED_TRAILER.to_owned()))
+    } else {
+        headers.remove(http::HeaderName::from_static("x-amz-trailer"));
+        headers::set_content_length(headers, Some(decoded_len));
+        let b = AwsChunkedBody::new(incoming, signing, false, ChunkedOutput::Decoded, decoded_len, None, slot);
+        Ok((body::boxed(b), sigv4::UNSIGNED_PAYLOAD.to_owned()))
+    }
+}
+
+/// The region an upstream redirect names (`x-amz-bucket-region` on a 301 PermanentRedirect or
+/// a 400 for the wrong signing region), so the request can go there instead.
+fn redirect_region<B>(resp: &Response<B>) -> Option<String> {
+    let status = resp.status();
+    if status != StatusCode::MOVED_PERMANENTLY
+        && status != StatusCode::BAD_REQUEST
+        && status != StatusCode::TEMPORARY_REDIRECT
+    {
+        return None;
+    }
+    resp.headers().get("x-amz-bucket-region").and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 /// Phase 6: upstream answers pass through unchanged but for hop-by-hop headers.
@@ -303,29 +419,6 @@ fn response_filter(resp: Response<Incoming>, request_id: &str, idle: std::time::
         parts.headers.insert("x-s3gate-request-id", v);
     }
     Response::from_parts(parts, body::boxed(IdleTimeout::upstream_body(body::boxed(incoming), idle)))
-}
-
-/// Phase 7: one line per request. Never the query (a presigned URL's signature lives there).
-fn log_request(ctx: &RequestContext, method: &Method, resp: &Response<Body>) {
-    let (op, bucket, key) = match &ctx.s3 {
-        Some(s) => (s.operation(), s.bucket.as_deref().unwrap_or(""), s.key.as_deref().unwrap_or("")),
-        None => ("", "", ""),
-    };
-    tracing::info!(
-        target: "s3gate::access",
-        request_id = %ctx.request_id,
-        client = %ctx.client,
-        access_key_id = ctx.access_key_id.as_deref().unwrap_or("-"),
-        method = %method,
-        operation = op,
-        bucket,
-        key,
-        status = resp.status().as_u16(),
-        error_code = resp.headers().get("x-amz-error-code").and_then(|v| v.to_str().ok()).unwrap_or(""),
-        secure = ctx.secure,
-        duration_ms = ctx.started.elapsed().as_millis() as u64,
-        "request"
-    );
 }
 
 /// Answers that never reach the upstream and need no signature.
@@ -356,32 +449,22 @@ fn ensure_host_header<B>(req: &mut Request<B>) -> Result<(), S3Error> {
     Ok(())
 }
 
-/// The upstream query: decoded pairs encoded again strictly (so `+` and space are never
-/// ambiguous), without the presigned-auth parameters, which never leave s3gate.
-fn upstream_query(pairs: &[(String, String)], presigned: bool) -> String {
+/// The upstream query: the client's own parameters as it wrote them (`delimiter=` stays
+/// `delimiter=`), without the presigned-auth parameters, which never leave s3gate. The
+/// upstream signer canonicalizes the encoding.
+fn upstream_query(raw: Option<&str>, presigned: bool) -> String {
     let mut out = String::new();
-    for (k, v) in pairs {
-        if presigned && is_presign_param(k) {
+    for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let name = pair.split_once('=').map_or(pair, |(k, _)| k);
+        if presigned && is_presign_param(&percent_encoding::percent_decode_str(name).decode_utf8_lossy()) {
             continue;
         }
         if !out.is_empty() {
             out.push('&');
         }
-        out.push_str(&encode_component(k));
-        if !v.is_empty() {
-            out.push('=');
-            out.push_str(&encode_component(v));
-        }
+        out.push_str(pair);
     }
     out
-}
-
-/// Everything but RFC 3986 unreserved characters is escaped, as SigV4 canonicalizes it.
-const STRICT: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-
-fn encode_component(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, STRICT).to_string()
 }
 
 fn is_presign_param(name: &str) -> bool {

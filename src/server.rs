@@ -17,6 +17,8 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::body::Body;
+use crate::metrics::{Metrics, Mode};
+use crate::net::CidrSet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -26,14 +28,30 @@ pub enum ServerError {
     Tls(String),
 }
 
-/// Answers one request; `bool` says whether the connection is TLS.
+/// The connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// The client a trusted load balancer named in its PROXY protocol header.
+    pub proxied: Option<SocketAddr>,
+    pub secure: bool,
+}
+
+/// Answers one request.
 pub trait Handler: Clone + Send + Sync + 'static {
-    fn call(
-        &self,
-        req: http::Request<Incoming>,
-        peer: SocketAddr,
-        secure: bool,
-    ) -> impl Future<Output = http::Response<Body>> + Send;
+    fn call(&self, req: http::Request<Incoming>, conn: ConnInfo) -> impl Future<Output = http::Response<Body>> + Send;
+}
+
+/// How a listener treats its connections.
+#[derive(Clone, Default)]
+pub struct ListenOptions {
+    pub tls: Option<TlsAcceptor>,
+    /// Peers that put a PROXY protocol header (v1 or v2) before anything else. A connection
+    /// from anyone else is never read for one: only a load balancer may say who the client is.
+    pub trusted_proxies: CidrSet,
+    pub grace: Duration,
+    pub metrics: Option<Metrics>,
 }
 
 /// Says "stop accepting and drain" to every accept loop.
@@ -85,13 +103,9 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ServerError>
 }
 
 /// Accepts until shutdown, then waits up to `grace` for requests in flight.
-pub async fn serve<H: Handler>(
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    handler: H,
-    shutdown: Shutdown,
-    grace: Duration,
-) {
+pub async fn serve<H: Handler>(listener: TcpListener, options: ListenOptions, handler: H, shutdown: Shutdown) {
+    let grace = options.grace;
+    let options = Arc::new(options);
     let mut builder = ConnBuilder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).keep_alive(true);
     builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
@@ -114,10 +128,11 @@ pub async fn serve<H: Handler>(
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let builder = builder.clone();
-        let tls = tls.clone();
+        let options = options.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            serve_connection(stream, peer, tls, handler, builder, watcher).await;
+            let _guard = options.metrics.as_ref().map(|m| m.connection_opened(Mode::Endpoint));
+            serve_connection(stream, peer, &options, handler, builder, watcher).await;
         });
     }
     drop(listener);
@@ -128,18 +143,29 @@ pub async fn serve<H: Handler>(
 }
 
 async fn serve_connection<H: Handler>(
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
+    options: &ListenOptions,
     handler: H,
     builder: Arc<ConnBuilder<TokioExecutor>>,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
-    match tls {
+    let mut proxied = None;
+    if options.trusted_proxies.contains(peer.ip()) {
+        match crate::proxy_protocol::read_header(&mut stream, Duration::from_secs(5)).await {
+            Ok(header) => proxied = header.and_then(|h| h.source),
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "trusted proxy sent no valid PROXY protocol header; connection closed");
+                return;
+            }
+        }
+    }
+    match options.tls.clone() {
         None => {
+            let conn = ConnInfo { peer, proxied, secure: false };
             let svc = service_fn(move |req| {
                 let handler = handler.clone();
-                async move { Ok::<_, std::convert::Infallible>(handler.call(req, peer, false).await) }
+                async move { Ok::<_, std::convert::Infallible>(handler.call(req, conn).await) }
             });
             let conn = builder.serve_connection(TokioIo::new(stream), svc);
             if let Err(e) = watcher.watch(conn).await {
@@ -158,9 +184,10 @@ async fn serve_connection<H: Handler>(
                     return;
                 }
             };
+            let conn = ConnInfo { peer, proxied, secure: true };
             let svc = service_fn(move |req| {
                 let handler = handler.clone();
-                async move { Ok::<_, std::convert::Infallible>(handler.call(req, peer, true).await) }
+                async move { Ok::<_, std::convert::Infallible>(handler.call(req, conn).await) }
             });
             let conn = builder.serve_connection(TokioIo::new(tls_stream), svc);
             if let Err(e) = watcher.watch(conn).await {

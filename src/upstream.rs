@@ -35,6 +35,8 @@ const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
 pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, Body>,
+    /// Regions learned from the upstream's redirects, by bucket.
+    learned_regions: std::sync::RwLock<std::collections::HashMap<String, String>>,
     scheme: http::uri::Scheme,
     host: String,
     port: Option<u16>,
@@ -85,6 +87,7 @@ impl Upstream {
         };
         Ok(Self {
             client,
+            learned_regions: Default::default(),
             scheme,
             host,
             port: cfg.url.port_u16(),
@@ -97,21 +100,22 @@ impl Upstream {
     /// The upstream URI for a bucket and decoded key, with an already encoded query.
     pub fn uri_for(&self, bucket: Option<&str>, key: Option<&str>, query: &str) -> Result<http::Uri, UpstreamError> {
         let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+        let host = self.host_for(bucket);
         let mut path = String::with_capacity(64);
         let authority = match (self.addressing, bucket) {
             (UpstreamAddressing::Virtual, Some(b)) if !b.contains('.') || self.scheme == http::uri::Scheme::HTTP => {
                 path.push('/');
-                format!("{b}.{}{port}", self.host)
+                format!("{b}.{host}{port}")
             }
             (_, Some(b)) => {
                 path.push('/');
                 path.push_str(b);
                 path.push('/');
-                format!("{}{port}", self.host)
+                format!("{host}{port}")
             }
             (_, None) => {
                 path.push('/');
-                format!("{}{port}", self.host)
+                format!("{host}{port}")
             }
         };
         if let Some(k) = key {
@@ -130,6 +134,50 @@ impl Upstream {
             .path_and_query(path)
             .build()
             .map_err(|e| UpstreamError::Uri(e.to_string()))
+    }
+
+    /// The region to sign a bucket's requests for: learned from a redirect, else configured.
+    pub fn region_for(&self, bucket: Option<&str>) -> String {
+        bucket
+            .and_then(|b| self.learned_regions.read().ok().and_then(|m| m.get(b).cloned()))
+            .unwrap_or_else(|| self.region.clone())
+    }
+
+    /// Remembers that `bucket` lives in `region` (the upstream said so). Returns whether this
+    /// changed anything, i.e. whether a retry can succeed.
+    pub fn learn_region(&self, bucket: &str, region: &str) -> bool {
+        if region.is_empty() || !region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return false;
+        }
+        if self.region_for(Some(bucket)) == region {
+            return false;
+        }
+        if let Ok(mut m) = self.learned_regions.write() {
+            // Bounded: a flood of made-up bucket names must not grow memory without end.
+            if m.len() >= 10_000 {
+                m.clear();
+            }
+            m.insert(bucket.to_owned(), region.to_owned());
+        }
+        tracing::info!(bucket, region, "learned the bucket's region from the upstream");
+        true
+    }
+
+    /// AWS endpoints name their region (`s3.eu-west-1.amazonaws.com`); a bucket in another
+    /// region is reached through that region's name.
+    fn host_for(&self, bucket: Option<&str>) -> String {
+        let region = self.region_for(bucket);
+        if region == self.region {
+            return self.host.clone();
+        }
+        let labels: Vec<&str> = self.host.split('.').collect();
+        if labels.contains(&self.region.as_str()) {
+            labels.iter().map(|l| if *l == self.region { region.as_str() } else { l }).collect::<Vec<_>>().join(".")
+        } else if self.host == "s3.amazonaws.com" {
+            format!("s3.{region}.amazonaws.com")
+        } else {
+            self.host.clone()
+        }
     }
 
     /// Credentials to sign with now; chain credentials are cached and refreshed before expiry.
@@ -169,6 +217,82 @@ impl Upstream {
     ) -> Result<http::Response<Incoming>, hyper_util::client::legacy::Error> {
         self.client.request(req).await
     }
+}
+
+/// One route: where a set of buckets goes.
+pub struct Route {
+    pub name: String,
+    pattern: Option<String>,
+    pub upstream: Upstream,
+    pub alias: Option<String>,
+    pub storage_class: Option<String>,
+}
+
+impl Route {
+    /// The upstream's name for a client-facing bucket.
+    pub fn upstream_bucket<'a>(&'a self, bucket: &'a str) -> &'a str {
+        self.alias.as_deref().unwrap_or(bucket)
+    }
+}
+
+/// The configured routes, first match wins, and the default route.
+pub struct Router {
+    routes: Vec<Route>,
+    default: Route,
+}
+
+impl Router {
+    pub fn new(config: &crate::config::Config) -> Result<Self, UpstreamError> {
+        let mut routes = Vec::new();
+        for r in &config.routes {
+            routes.push(Route {
+                name: r.name.clone(),
+                pattern: Some(r.bucket.clone()),
+                upstream: Upstream::new(&r.upstream)?,
+                alias: r.alias.clone(),
+                storage_class: r.storage_class.clone().or_else(|| config.storage_class.clone()),
+            });
+        }
+        let default = Route {
+            name: "default".into(),
+            pattern: None,
+            upstream: Upstream::new(&config.upstream)?,
+            alias: None,
+            storage_class: config.storage_class.clone(),
+        };
+        Ok(Self { routes, default })
+    }
+
+    pub fn route(&self, bucket: Option<&str>) -> &Route {
+        let Some(bucket) = bucket else { return &self.default };
+        self.routes
+            .iter()
+            .find(|r| r.pattern.as_deref().is_some_and(|p| glob(p.as_bytes(), bucket.as_bytes())))
+            .unwrap_or(&self.default)
+    }
+}
+
+/// `*` matches any run of characters, `?` one character.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some(p);
+            mark = t;
+            p += 1;
+        } else if let Some(s) = star {
+            p = s + 1;
+            mark += 1;
+            t = mark;
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 /// Native roots plus the operator's private CA, if any.
@@ -235,6 +359,33 @@ mod tests {
         assert_eq!(
             u.uri_for(Some("b"), None, "list-type=2").unwrap().to_string(),
             "http://b.store.internal:9000/?list-type=2"
+        );
+    }
+
+    #[test]
+    fn globs_match_bucket_names() {
+        assert!(glob(b"logs-*", b"logs-2026"));
+        assert!(glob(b"*", b"anything"));
+        assert!(glob(b"a?c", b"abc"));
+        assert!(!glob(b"a?c", b"abbc"));
+        assert!(glob(b"*-eu-*", b"data-eu-west"));
+        assert!(!glob(b"logs-*", b"log"));
+    }
+
+    #[test]
+    fn a_learned_region_changes_the_aws_host_and_the_signing_region() {
+        let u = upstream("https://s3.us-east-1.amazonaws.com", UpstreamAddressing::Path);
+        assert!(u.learn_region("far", "eu-west-1"));
+        assert!(!u.learn_region("far", "eu-west-1"), "nothing new to learn");
+        assert_eq!(u.region_for(Some("far")), "eu-west-1");
+        assert_eq!(
+            u.uri_for(Some("far"), Some("k"), "").unwrap().to_string(),
+            "https://s3.eu-west-1.amazonaws.com/far/k"
+        );
+        assert_eq!(u.region_for(Some("near")), "us-east-1");
+        assert_eq!(
+            u.uri_for(Some("near"), Some("k"), "").unwrap().to_string(),
+            "https://s3.us-east-1.amazonaws.com/near/k"
         );
     }
 

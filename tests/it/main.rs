@@ -4,9 +4,11 @@
 mod support;
 
 mod clients;
+mod access;
 mod config;
 mod endpoint;
 mod errors;
+mod observe;
 mod payloads;
 mod streaming;
 mod tls;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod raw;
+pub mod recorder;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,13 +75,22 @@ impl Gateway {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut ServeArgs)) -> Self {
+        Self::start_with_toml("", tweak).await
+    }
+
+    /// With a config file holding `toml` (for `[[client]]` and `[[route]]` tables), plus flags.
+    pub async fn start_with_toml(toml: &str, tweak: impl FnOnce(&mut ServeArgs)) -> Self {
         let upstream = Upstream::start().await;
         let mut args = base_args(&upstream.store.url());
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("s3gate.toml");
+        std::fs::write(&path, toml.replace("{STORE}", &upstream.store.url())).expect("write config");
+        args.config = Some(path);
         tweak(&mut args);
         let config = Config::load(&args, &Default::default()).expect("config");
         let running = s3gate::start(config).await.expect("gateway starts");
         let url = format!("http://{}", running.addr);
-        Self { running: Some(running), url, upstream, ca_pem: None, _tls_dir: None }
+        Self { running: Some(running), url, upstream, ca_pem: None, _tls_dir: Some(dir) }
     }
 
     /// The same over HTTPS with a throwaway CA; `ca_pem` is what clients trust.
