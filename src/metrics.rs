@@ -1,0 +1,434 @@
+//! Prometheus metrics, in a registry passed explicitly (never the crate's global one, so tests
+//! and several gateways in one process do not share counters), and the admin listener that
+//! serves them on `--metrics-listen`.
+//!
+//! Every label value is bounded: modes and status classes are enums, error kinds are a fixed
+//! list, and free-form names (IAM actions, S3 error codes, denial reasons) must look like one
+//! and are capped in number, so no client can grow the exposition without limit.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::server::Shutdown;
+
+/// Which side of s3gate a request or connection belongs to; also the audit log's `mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// S3 clients pointing `--endpoint-url` at s3gate.
+    Endpoint,
+    /// Clients using s3gate as an HTTP(S) proxy.
+    Forward,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 2] = [Mode::Endpoint, Mode::Forward];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Endpoint => "endpoint",
+            Mode::Forward => "forward",
+        }
+    }
+}
+
+/// The kinds `upstream_error` counts (`credentials`: no upstream credentials to sign with);
+/// anything else is counted as `other`.
+pub const UPSTREAM_ERROR_KINDS: [&str; 6] = ["connect", "timeout", "reset", "tls", "credentials", "other"];
+
+/// Label value for a free-form name that is malformed or over its cap.
+const UNKNOWN: &str = "unknown";
+
+/// 1 ms .. 60 s: a HEAD answered from a warm pool up to a multi-gigabyte part upload; slower
+/// requests land in `+Inf`.
+const DURATION_BUCKETS: [f64; 16] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0];
+
+/// The gateway's counters; cloning shares them.
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+struct Inner {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    received_bytes: IntCounterVec,
+    sent_bytes: IntCounterVec,
+    upstream_errors: IntCounterVec,
+    auth_failures: IntCounterVec,
+    policy_denials: IntCounterVec,
+    network_denials: IntCounterVec,
+    active_connections: IntGaugeVec,
+    active_tunnels: IntGauge,
+    credential_refreshes: IntCounterVec,
+    actions: LabelValues,
+    auth_reasons: LabelValues,
+    denial_reasons: LabelValues,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let r = &registry;
+        let inner = Inner {
+            requests: register(
+                r,
+                counter(
+                    "s3gate_requests_total",
+                    "Requests answered, by S3 action and status class.",
+                    &["mode", "action", "status_class"],
+                ),
+            ),
+            duration: register(
+                r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "s3gate_request_duration_seconds",
+                        "Time from request head received to response body sent.",
+                    )
+                    .buckets(DURATION_BUCKETS.to_vec()),
+                    &["mode"],
+                ),
+            ),
+            received_bytes: register(
+                r,
+                counter("s3gate_received_bytes_total", "Request body bytes received from clients.", &["mode"]),
+            ),
+            sent_bytes: register(
+                r,
+                counter("s3gate_sent_bytes_total", "Response body bytes sent to clients.", &["mode"]),
+            ),
+            upstream_errors: register(
+                r,
+                counter(
+                    "s3gate_upstream_errors_total",
+                    "Requests that failed on the way to or from the upstream, by kind.",
+                    &["kind"],
+                ),
+            ),
+            auth_failures: register(
+                r,
+                counter(
+                    "s3gate_auth_failures_total",
+                    "Requests refused by authentication, by S3 error code.",
+                    &["reason"],
+                ),
+            ),
+            policy_denials: register(
+                r,
+                counter(
+                    "s3gate_policy_denials_total",
+                    "Requests denied by a credential's policy, by IAM action.",
+                    &["action"],
+                ),
+            ),
+            network_denials: register(
+                r,
+                counter(
+                    "s3gate_network_denials_total",
+                    "Requests refused by source subnet or endpoint rules.",
+                    &["mode", "reason"],
+                ),
+            ),
+            active_connections: register(
+                r,
+                IntGaugeVec::new(Opts::new("s3gate_active_connections", "Client connections open now."), &["mode"]),
+            ),
+            active_tunnels: register(
+                r,
+                IntGauge::with_opts(Opts::new("s3gate_active_tunnels", "Forward-proxy CONNECT tunnels open now.")),
+            ),
+            credential_refreshes: register(
+                r,
+                counter(
+                    "s3gate_upstream_credential_refreshes_total",
+                    "Refreshes of the upstream credentials, by result.",
+                    &["result"],
+                ),
+            ),
+            actions: LabelValues::new("action", 256),
+            auth_reasons: LabelValues::new("auth failure reason", 64),
+            denial_reasons: LabelValues::new("network denial reason", 16),
+            registry,
+        };
+        // Series that exist from the start, so a dashboard's rate() sees 0, not "no data".
+        for mode in Mode::ALL {
+            let mode = mode.as_str();
+            inner.duration.with_label_values(&[mode]);
+            inner.received_bytes.with_label_values(&[mode]);
+            inner.sent_bytes.with_label_values(&[mode]);
+            inner.active_connections.with_label_values(&[mode]);
+        }
+        for kind in UPSTREAM_ERROR_KINDS {
+            inner.upstream_errors.with_label_values(&[kind]);
+        }
+        for result in ["success", "failure"] {
+            inner.credential_refreshes.with_label_values(&[result]);
+        }
+        Metrics(Arc::new(inner))
+    }
+
+    /// One answered request. `action` is the IAM action (`s3:GetObject`); anything that is not
+    /// shaped like one is counted as `unknown`.
+    pub fn request_finished(
+        &self,
+        mode: Mode,
+        action: &str,
+        status: u16,
+        duration: Duration,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
+        let m = &self.0;
+        let mode = mode.as_str();
+        let action = m.actions.admit(action, is_iam_action);
+        m.requests.with_label_values(&[mode, action, status_class(status)]).inc();
+        m.duration.with_label_values(&[mode]).observe(duration.as_secs_f64());
+        m.received_bytes.with_label_values(&[mode]).inc_by(bytes_in);
+        m.sent_bytes.with_label_values(&[mode]).inc_by(bytes_out);
+    }
+
+    /// `kind` is one of [`UPSTREAM_ERROR_KINDS`]; others count as `other`.
+    pub fn upstream_error(&self, kind: &str) {
+        let kind = UPSTREAM_ERROR_KINDS.into_iter().find(|k| *k == kind).unwrap_or("other");
+        self.0.upstream_errors.with_label_values(&[kind]).inc();
+    }
+
+    /// `reason` is the S3 error code the client got (`SignatureDoesNotMatch`, ...).
+    pub fn auth_failure(&self, reason: &str) {
+        let reason = self.0.auth_reasons.admit(reason, is_identifier);
+        self.0.auth_failures.with_label_values(&[reason]).inc();
+    }
+
+    pub fn policy_denied(&self, action: &str) {
+        let action = self.0.actions.admit(action, is_iam_action);
+        self.0.policy_denials.with_label_values(&[action]).inc();
+    }
+
+    /// `reason`: `source_subnet` or `endpoint` (or another short snake_case word).
+    pub fn network_denied(&self, mode: Mode, reason: &str) {
+        let reason = self.0.denial_reasons.admit(reason, is_identifier);
+        self.0.network_denials.with_label_values(&[mode.as_str(), reason]).inc();
+    }
+
+    /// Counts a connection as open until the guard is dropped.
+    pub fn connection_opened(&self, mode: Mode) -> ConnectionGuard {
+        let gauge = self.0.active_connections.with_label_values(&[mode.as_str()]);
+        gauge.inc();
+        ConnectionGuard(gauge)
+    }
+
+    /// Counts a CONNECT tunnel as open until the guard is dropped.
+    pub fn tunnel_opened(&self) -> TunnelGuard {
+        self.0.active_tunnels.inc();
+        TunnelGuard(self.0.active_tunnels.clone())
+    }
+
+    pub fn credential_refresh(&self, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.0.credential_refreshes.with_label_values(&[result]).inc();
+    }
+
+    /// The Prometheus text exposition format (0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.0.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+fn counter(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+    IntCounterVec::new(Opts::new(name, help), labels)
+}
+
+/// Registers a metric defined in this file. The definitions are constants, so an error (bad
+/// name, duplicate) is a bug that the first test run shows.
+fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: prometheus::Result<M>) -> M {
+    let metric = metric.expect("metric definitions are valid");
+    registry.register(Box::new(metric.clone())).expect("metric names are unique");
+    metric
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
+}
+
+/// `s3:GetObject`, `s3express:CreateSession`: a service prefix and an action name.
+fn is_iam_action(value: &str) -> bool {
+    value.split_once(':').is_some_and(|(service, action)| {
+        !service.is_empty()
+            && service.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !action.is_empty()
+            && action.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+/// `SignatureDoesNotMatch`, `source_subnet`.
+fn is_identifier(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// The values one label has taken; past `cap` distinct values, new ones become `unknown`.
+struct LabelValues {
+    what: &'static str,
+    cap: usize,
+    seen: Mutex<HashSet<String>>,
+    warned: AtomicBool,
+}
+
+impl LabelValues {
+    fn new(what: &'static str, cap: usize) -> Self {
+        Self { what, cap, seen: Mutex::new(HashSet::new()), warned: AtomicBool::new(false) }
+    }
+
+    fn admit<'a>(&self, value: &'a str, well_formed: fn(&str) -> bool) -> &'a str {
+        if value.len() > 80 || !well_formed(value) {
+            return UNKNOWN;
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if seen.contains(value) {
+            return value;
+        }
+        if seen.len() < self.cap {
+            seen.insert(value.to_owned());
+            return value;
+        }
+        drop(seen);
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                cap = self.cap,
+                "more than {} distinct {} values; counting new ones as unknown",
+                self.cap,
+                self.what
+            );
+        }
+        UNKNOWN
+    }
+}
+
+/// Keeps `s3gate_active_connections{mode}` counting one connection while it lives.
+#[must_use = "the connection is counted only while the guard lives"]
+pub struct ConnectionGuard(IntGauge);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Keeps `s3gate_active_tunnels` counting one tunnel while it lives.
+#[must_use = "the tunnel is counted only while the guard lives"]
+pub struct TunnelGuard(IntGauge);
+
+impl Drop for TunnelGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Serves `GET /metrics` and `GET /health` on the admin listener until `shutdown`.
+///
+/// HTTP/1.1 only, plain text: scrapers and health checkers need nothing more, and the listener
+/// belongs on an internal address. It subscribes to `shutdown` when called, not when first
+/// polled, so a shutdown triggered between `tokio::spawn(serve(..))` and the task's first run
+/// is not missed.
+pub fn serve(listener: TcpListener, metrics: Metrics, shutdown: Shutdown) -> impl Future<Output = ()> + Send {
+    let stop = shutdown.subscribe();
+    accept_loop(listener, metrics, stop)
+}
+
+async fn accept_loop(listener: TcpListener, metrics: Metrics, mut stop: watch::Receiver<bool>) {
+    let graceful = GracefulShutdown::new();
+    while !*stop.borrow_and_update() {
+        let stream = tokio::select! {
+            res = listener.accept() => match res {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            res = stop.changed() => match res {
+                Ok(()) => continue,
+                Err(_) => break,
+            },
+        };
+        let metrics = metrics.clone();
+        let service = service_fn(move |req| {
+            let resp = answer(&req, &metrics);
+            async move { Ok::<_, Infallible>(resp) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10))
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "metrics connection ended with error");
+            }
+        });
+    }
+    drop(listener);
+    // A scrape in flight is small; do not hold shutdown for a stuck one.
+    let _ = tokio::time::timeout(Duration::from_secs(2), graceful.shutdown()).await;
+}
+
+fn answer(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
+    let (content_type, body) = match req.uri().path() {
+        "/metrics" => ("text/plain; version=0.0.4", Bytes::from(metrics.render())),
+        "/health" => ("text/plain", Bytes::from_static(b"ok")),
+        _ => return plain(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        resp.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return resp;
+    }
+    let mut resp = Response::new(Full::new(body));
+    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    resp
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain"));
+    resp
+}
+
+#[cfg(test)]
+mod tests;

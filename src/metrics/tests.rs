@@ -1,0 +1,269 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{serve, Metrics, Mode};
+use crate::server::Shutdown;
+
+/// The exposition as `series -> value` (`name{labels}` exactly as written), and its comments.
+struct Exposition {
+    samples: BTreeMap<String, String>,
+    comments: Vec<String>,
+}
+
+fn parse(text: &str) -> Exposition {
+    let mut samples = BTreeMap::new();
+    let mut comments = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            comments.push(line.to_owned());
+        } else if !line.is_empty() {
+            let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample line: {line:?}"));
+            assert!(samples.insert(series.to_owned(), value.to_owned()).is_none(), "duplicate series {series}");
+        }
+    }
+    Exposition { samples, comments }
+}
+
+impl Exposition {
+    fn value(&self, series: &str) -> &str {
+        self.samples.get(series).map(String::as_str).unwrap_or_else(|| {
+            let names: Vec<_> = self.samples.keys().collect();
+            panic!("no sample {series}; have {names:#?}")
+        })
+    }
+
+    fn has_type(&self, name: &str, kind: &str) -> bool {
+        self.comments.contains(&format!("# TYPE {name} {kind}"))
+            && self.comments.iter().any(|c| c.starts_with(&format!("# HELP {name} ")))
+    }
+}
+
+fn known_sequence() -> Metrics {
+    let m = Metrics::new();
+    let ms = Duration::from_millis;
+    m.request_finished(Mode::Endpoint, "s3:GetObject", 200, ms(3), 0, 1000);
+    m.request_finished(Mode::Endpoint, "s3:GetObject", 206, ms(40), 0, 24);
+    m.request_finished(Mode::Endpoint, "s3:PutObject", 403, ms(2), 512, 300);
+    m.request_finished(Mode::Endpoint, "s3:ListBucket", 503, Duration::from_secs(90), 0, 0);
+    m.request_finished(Mode::Forward, "s3:GetObject", 200, ms(7), 10, 20);
+    m.upstream_error("connect");
+    m.upstream_error("timeout");
+    m.upstream_error("timeout");
+    m.upstream_error("dns hiccup");
+    m.auth_failure("SignatureDoesNotMatch");
+    m.auth_failure("SignatureDoesNotMatch");
+    m.auth_failure("InvalidAccessKeyId");
+    m.policy_denied("s3:PutObject");
+    m.network_denied(Mode::Endpoint, "source_subnet");
+    m.network_denied(Mode::Forward, "endpoint");
+    m.credential_refresh(true);
+    m.credential_refresh(false);
+    m.credential_refresh(true);
+    m
+}
+
+#[test]
+fn render_after_a_known_sequence() {
+    let text = known_sequence().render();
+    let e = parse(&text);
+    let expect = [
+        (r#"s3gate_requests_total{action="s3:GetObject",mode="endpoint",status_class="2xx"}"#, "2"),
+        (r#"s3gate_requests_total{action="s3:PutObject",mode="endpoint",status_class="4xx"}"#, "1"),
+        (r#"s3gate_requests_total{action="s3:ListBucket",mode="endpoint",status_class="5xx"}"#, "1"),
+        (r#"s3gate_requests_total{action="s3:GetObject",mode="forward",status_class="2xx"}"#, "1"),
+        (r#"s3gate_received_bytes_total{mode="endpoint"}"#, "512"),
+        (r#"s3gate_received_bytes_total{mode="forward"}"#, "10"),
+        (r#"s3gate_sent_bytes_total{mode="endpoint"}"#, "1324"),
+        (r#"s3gate_sent_bytes_total{mode="forward"}"#, "20"),
+        (r#"s3gate_request_duration_seconds_bucket{mode="endpoint",le="0.001"}"#, "0"),
+        (r#"s3gate_request_duration_seconds_bucket{mode="endpoint",le="0.0025"}"#, "1"),
+        (r#"s3gate_request_duration_seconds_bucket{mode="endpoint",le="0.005"}"#, "2"),
+        (r#"s3gate_request_duration_seconds_bucket{mode="endpoint",le="0.05"}"#, "3"),
+        (r#"s3gate_request_duration_seconds_bucket{mode="endpoint",le="60"}"#, "3"),
+        (r#"s3gate_request_duration_seconds_bucket{mode="endpoint",le="+Inf"}"#, "4"),
+        (r#"s3gate_request_duration_seconds_count{mode="endpoint"}"#, "4"),
+        (r#"s3gate_request_duration_seconds_sum{mode="endpoint"}"#, "90.045"),
+        (r#"s3gate_request_duration_seconds_count{mode="forward"}"#, "1"),
+        (r#"s3gate_upstream_errors_total{kind="connect"}"#, "1"),
+        (r#"s3gate_upstream_errors_total{kind="timeout"}"#, "2"),
+        (r#"s3gate_upstream_errors_total{kind="other"}"#, "1"),
+        (r#"s3gate_upstream_errors_total{kind="reset"}"#, "0"),
+        (r#"s3gate_upstream_errors_total{kind="tls"}"#, "0"),
+        (r#"s3gate_upstream_errors_total{kind="credentials"}"#, "0"),
+        (r#"s3gate_auth_failures_total{reason="SignatureDoesNotMatch"}"#, "2"),
+        (r#"s3gate_auth_failures_total{reason="InvalidAccessKeyId"}"#, "1"),
+        (r#"s3gate_policy_denials_total{action="s3:PutObject"}"#, "1"),
+        (r#"s3gate_network_denials_total{mode="endpoint",reason="source_subnet"}"#, "1"),
+        (r#"s3gate_network_denials_total{mode="forward",reason="endpoint"}"#, "1"),
+        (r#"s3gate_upstream_credential_refreshes_total{result="success"}"#, "2"),
+        (r#"s3gate_upstream_credential_refreshes_total{result="failure"}"#, "1"),
+        (r#"s3gate_active_connections{mode="endpoint"}"#, "0"),
+        (r#"s3gate_active_connections{mode="forward"}"#, "0"),
+        ("s3gate_active_tunnels", "0"),
+    ];
+    for (series, value) in expect {
+        assert_eq!(e.value(series), value, "{series}");
+    }
+    let requests = e.samples.keys().filter(|s| s.starts_with("s3gate_requests_total{")).count();
+    assert_eq!(requests, 4, "{text}");
+
+    for (name, kind) in [
+        ("s3gate_requests_total", "counter"),
+        ("s3gate_request_duration_seconds", "histogram"),
+        ("s3gate_received_bytes_total", "counter"),
+        ("s3gate_sent_bytes_total", "counter"),
+        ("s3gate_upstream_errors_total", "counter"),
+        ("s3gate_auth_failures_total", "counter"),
+        ("s3gate_policy_denials_total", "counter"),
+        ("s3gate_network_denials_total", "counter"),
+        ("s3gate_active_connections", "gauge"),
+        ("s3gate_active_tunnels", "gauge"),
+        ("s3gate_upstream_credential_refreshes_total", "counter"),
+    ] {
+        assert!(e.has_type(name, kind), "no HELP/TYPE {kind} for {name}:\n{text}");
+    }
+}
+
+#[test]
+fn registries_are_not_shared() {
+    let a = Metrics::new();
+    let b = Metrics::new();
+    a.auth_failure("SignatureDoesNotMatch");
+    assert_eq!(parse(&a.render()).value(r#"s3gate_auth_failures_total{reason="SignatureDoesNotMatch"}"#), "1");
+    assert!(!b.render().contains("SignatureDoesNotMatch"));
+}
+
+#[test]
+fn status_classes() {
+    let m = Metrics::new();
+    for status in [100, 200, 304, 404, 599, 0, 600, 999] {
+        m.request_finished(Mode::Endpoint, "s3:GetObject", status, Duration::ZERO, 0, 0);
+    }
+    let e = parse(&m.render());
+    let series = |class: &str| {
+        format!(r#"s3gate_requests_total{{action="s3:GetObject",mode="endpoint",status_class="{class}"}}"#)
+    };
+    for (class, n) in [("1xx", "1"), ("2xx", "1"), ("3xx", "1"), ("4xx", "1"), ("5xx", "1"), ("other", "3")] {
+        assert_eq!(e.value(&series(class)), n, "{class}");
+    }
+}
+
+#[test]
+fn label_values_are_bounded() {
+    let m = Metrics::new();
+    for junk in
+        ["", "GetObject", "s3:", ":GetObject", "s3:Get Object", "s3:GetObject\"}", "S3:GetObject", &"s3:A".repeat(40)]
+    {
+        m.request_finished(Mode::Endpoint, junk, 200, Duration::ZERO, 0, 0);
+        m.policy_denied(junk);
+    }
+    for i in 0..300 {
+        m.request_finished(Mode::Endpoint, &format!("s3:Made{i}"), 200, Duration::ZERO, 0, 0);
+    }
+    m.auth_failure("no such code");
+    m.network_denied(Mode::Endpoint, "bad\nreason");
+    let e = parse(&m.render());
+    let unknown = r#"s3gate_requests_total{action="unknown",mode="endpoint",status_class="2xx"}"#;
+    assert_eq!(e.value(unknown), (8 + 300 - 256).to_string());
+    assert_eq!(e.value(r#"s3gate_policy_denials_total{action="unknown"}"#), "8");
+    assert_eq!(e.value(r#"s3gate_auth_failures_total{reason="unknown"}"#), "1");
+    assert_eq!(e.value(r#"s3gate_network_denials_total{mode="endpoint",reason="unknown"}"#), "1");
+    let actions = e.samples.keys().filter(|s| s.starts_with("s3gate_requests_total{")).count();
+    assert_eq!(actions, 257);
+    // A value admitted before the cap keeps counting under its own name.
+    m.request_finished(Mode::Endpoint, "s3:Made0", 200, Duration::ZERO, 0, 0);
+    let e = parse(&m.render());
+    assert_eq!(e.value(r#"s3gate_requests_total{action="s3:Made0",mode="endpoint",status_class="2xx"}"#), "2");
+    // A name first seen after the cap is not.
+    m.request_finished(Mode::Endpoint, "s3:GetObject", 200, Duration::ZERO, 0, 0);
+    let e = parse(&m.render());
+    assert!(!e
+        .samples
+        .contains_key(r#"s3gate_requests_total{action="s3:GetObject",mode="endpoint",status_class="2xx"}"#));
+    assert_eq!(e.value(unknown), (8 + 300 - 256 + 1).to_string());
+}
+
+#[test]
+fn guards_decrement_on_drop() {
+    let m = Metrics::new();
+    let gauge = |m: &Metrics, series: &str| parse(&m.render()).value(series).to_owned();
+    let endpoint = r#"s3gate_active_connections{mode="endpoint"}"#;
+    let forward = r#"s3gate_active_connections{mode="forward"}"#;
+    let a = m.connection_opened(Mode::Endpoint);
+    let b = m.connection_opened(Mode::Endpoint);
+    let c = m.connection_opened(Mode::Forward);
+    let t1 = m.tunnel_opened();
+    let t2 = m.clone().tunnel_opened();
+    assert_eq!(gauge(&m, endpoint), "2");
+    assert_eq!(gauge(&m, forward), "1");
+    assert_eq!(gauge(&m, "s3gate_active_tunnels"), "2");
+    drop(a);
+    drop(t1);
+    assert_eq!(gauge(&m, endpoint), "1");
+    assert_eq!(gauge(&m, "s3gate_active_tunnels"), "1");
+    // A guard moved into another task still counts down when that task ends.
+    std::thread::spawn(move || drop((b, c, t2))).join().expect("thread panicked");
+    assert_eq!(gauge(&m, endpoint), "0");
+    assert_eq!(gauge(&m, forward), "0");
+    assert_eq!(gauge(&m, "s3gate_active_tunnels"), "0");
+}
+
+/// Sends one HTTP/1.1 request and returns (status line, headers, body) of the answer.
+async fn get(addr: std::net::SocketAddr, method: &str, path: &str) -> (String, String, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no head: {answer:?}"));
+    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    (status.to_owned(), headers.to_ascii_lowercase(), body.to_owned())
+}
+
+#[tokio::test]
+async fn serve_answers_over_a_real_socket() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let metrics = known_sequence();
+    let shutdown = Shutdown::default();
+    let server = tokio::spawn(serve(listener, metrics.clone(), shutdown.clone()));
+
+    let (status, headers, body) = get(addr, "GET", "/metrics").await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(headers.contains("content-type: text/plain; version=0.0.4"), "{headers}");
+    let e = parse(&body);
+    assert_eq!(e.value(r#"s3gate_requests_total{action="s3:GetObject",mode="endpoint",status_class="2xx"}"#), "2");
+
+    let (status, _, body) = get(addr, "GET", "/health").await;
+    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "ok"));
+
+    let (status, _, _) = get(addr, "GET", "/").await;
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    let (status, _, _) = get(addr, "GET", "/metrics/extra").await;
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    let (status, headers, _) = get(addr, "POST", "/metrics").await;
+    assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
+    assert!(headers.contains("allow: get, head"), "{headers}");
+
+    // Counters move between scrapes.
+    metrics.auth_failure("AccessDenied");
+    let (_, _, body) = get(addr, "GET", "/metrics").await;
+    assert_eq!(parse(&body).value(r#"s3gate_auth_failures_total{reason="AccessDenied"}"#), "1");
+
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(5), server).await.expect("serve did not stop").unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "listener still open after shutdown");
+}
+
+/// `tokio::spawn(serve(..))` then an immediate shutdown (a test's start-then-stop): the task
+/// has not run yet when the shutdown is triggered, and must still stop.
+#[tokio::test]
+async fn serve_stops_when_shut_down_before_its_first_poll() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = Shutdown::default();
+    let server = serve(listener, Metrics::new(), shutdown.clone());
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(5), server).await.expect("serve did not stop");
+}
