@@ -12,6 +12,8 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 
 use crate::credentials::Credential;
+
+mod listing;
 use crate::server::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +37,7 @@ impl Store {
             .map_err(|e| StoreError::Data(data_dir.display().to_string(), e.to_string()))?;
         let fs = s3s_fs::FileSystem::new(data_dir)
             .map_err(|e| StoreError::Data(data_dir.display().to_string(), format!("{e:?}")))?;
-        let mut b = S3ServiceBuilder::new(fs);
+        let mut b = S3ServiceBuilder::new(listing::Fs(fs));
         b.set_auth(SimpleAuth::from_single(credential.access_key_id.clone(), credential.secret.expose().to_owned()));
         let service = b.build();
         let listener = TcpListener::bind(listen).await.map_err(|e| StoreError::Bind(listen, e))?;

@@ -301,3 +301,26 @@ async fn virtual_hosted_style_requests_under_a_gateway_domain() {
     assert_eq!(resp.status, 200, "{}", resp.body);
     assert!(resp.body.contains("<Key>dir/obj one</Key>"), "{}", resp.body);
 }
+
+#[tokio::test]
+async fn listings_carry_etags_and_an_empty_delimiter_means_none() {
+    // What rclone (`delimiter=`) and s3cmd (ETag in listings) rely on, as S3 does it.
+    let gw = Gateway::start().await;
+    let s3 = gw.client();
+    create_bucket(&s3, "etags").await;
+    let put = s3
+        .put_object()
+        .bucket("etags")
+        .key("dir/a.txt")
+        .body(ByteStream::from_static(b"aaa"))
+        .send()
+        .await
+        .expect("put");
+    let listed = s3.list_objects_v2().bucket("etags").delimiter("").send().await.expect("list");
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["dir/a.txt"]);
+    assert!(listed.common_prefixes().is_empty());
+    assert_eq!(listed.contents()[0].e_tag(), put.e_tag());
+    let v1 = s3.list_objects().bucket("etags").send().await.expect("list v1");
+    assert_eq!(v1.contents()[0].e_tag(), put.e_tag());
+}
