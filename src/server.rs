@@ -66,7 +66,7 @@ impl Default for Shutdown {
 
 impl Shutdown {
     pub fn trigger(&self) {
-        let _ = self.0.send(true);
+        let _ = self.0.send_replace(true);
     }
 
     pub fn subscribe(&self) -> watch::Receiver<bool> {
@@ -123,7 +123,7 @@ pub async fn serve<H: Handler>(listener: TcpListener, options: ListenOptions, ha
                     continue;
                 }
             },
-            _ = stop.changed() => break,
+            _ = stop.wait_for(|stopped| *stopped) => break,
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
