@@ -8,6 +8,7 @@ mod access;
 mod config;
 mod endpoint;
 mod errors;
+mod forward;
 mod observe;
 mod payloads;
 mod streaming;

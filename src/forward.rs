@@ -1,0 +1,141 @@
+//! Forward-proxy mode: what `HTTPS_PROXY` / `HTTP_PROXY` point at. `CONNECT host:443` opens a
+//! byte tunnel (the client's TLS goes end to end, s3gate never sees inside), and absolute-form
+//! plain-HTTP requests (`GET http://bucket.s3.amazonaws.com/key`) are forwarded as they are.
+//!
+//! It is never an open proxy: every destination must pass the allow list ([`allow`]), which by
+//! default names only AWS S3 endpoints on port 443 (80 for plain HTTP). The flow of one request:
+//! authenticate ([`auth`]) -> parse and check the destination -> take a tunnel permit -> dial
+//! ([`dial`]) -> answer and pump bytes ([`tunnel`], [`exchange`]) -> one log line ([`record`]).
+//!
+//! A plain HTTP/1.1 server (hyper, with upgrades for CONNECT) is used rather than the
+//! endpoint's auto HTTP/1+2 one: proxy clients speak HTTP/1.1 to a proxy, and hyper's own
+//! connection type lets a tunnel take back the bare TCP stream.
+
+pub mod allow;
+pub mod auth;
+pub mod dial;
+mod exchange;
+mod record;
+mod traffic;
+mod tunnel;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::body::Body;
+use crate::config::ForwardConfig;
+use crate::server::Shutdown;
+use record::Record;
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Shared by every connection of one forward listener. Each clone of the `Arc` also holds the
+/// drain sender, so "all clones dropped" is "every connection, tunnel and body is done".
+pub(crate) struct Forwarder {
+    config: ForwardConfig,
+    permits: Arc<Semaphore>,
+    /// Turns true when the shutdown grace period is over: tunnels still open are cut.
+    cut: watch::Receiver<bool>,
+    _drain: mpsc::Sender<()>,
+}
+
+/// Accepts proxy clients until shutdown, then lets tunnels and requests in flight finish for up
+/// to `grace` before cutting them.
+pub async fn serve(listener: TcpListener, config: ForwardConfig, shutdown: Shutdown, grace: Duration) {
+    if config.allow.patterns.iter().any(|p| p.to_string() == "*") {
+        tracing::warn!(target: "s3gate::forward", "the allow list holds `*`: every DNS name is reachable");
+    }
+    let (drain_tx, mut drained) = mpsc::channel::<()>(1);
+    let (cut_tx, cut) = watch::channel(false);
+    let permits = Arc::new(Semaphore::new(config.max_tunnels));
+    let fwd = Arc::new(Forwarder { config, permits, cut, _drain: drain_tx });
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    let mut stop = shutdown.subscribe();
+    loop {
+        let (stream, peer) = tokio::select! {
+            res = listener.accept() => match res {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(target: "s3gate::forward", error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = until_true(&mut stop) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(fwd.clone(), stream, peer, builder.clone(), shutdown.subscribe()));
+    }
+    drop(listener);
+    drop(fwd);
+    if tokio::time::timeout(grace, drained.recv()).await.is_err() {
+        tracing::warn!(target: "s3gate::forward", "grace period over; cutting the remaining tunnels");
+        let _ = cut_tx.send(true);
+    }
+}
+
+/// Serves one client connection; on shutdown, finishes the request in flight and closes.
+async fn connection(
+    fwd: Arc<Forwarder>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    builder: http1::Builder,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut cut = fwd.cut.clone();
+    let handler = fwd.clone();
+    let svc = service_fn(move |req| {
+        let fwd = handler.clone();
+        async move { Ok::<_, Infallible>(fwd.handle(req, peer).await) }
+    });
+    let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
+    tokio::pin!(conn);
+    let res = tokio::select! {
+        res = conn.as_mut() => res,
+        () = until_true(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                res = conn.as_mut() => res,
+                () = until_true(&mut cut) => Ok(()),
+            }
+        }
+    };
+    if let Err(e) = res {
+        tracing::debug!(target: "s3gate::forward", %peer, error = %e, "proxy connection ended with an error");
+    }
+}
+
+/// Resolves once the flag is (or turns) true, or its sender is gone. The borrow `wait_for`
+/// returns is not `Send`, so it is dropped here rather than held across a select.
+async fn until_true(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|set| *set).await;
+}
+
+impl Forwarder {
+    /// Authenticates, then hands CONNECT to the tunnel and everything else to the exchange.
+    async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let mut record = Record::new(peer, req.method());
+        match self.config.users.check(req.headers().get(http::header::PROXY_AUTHORIZATION)) {
+            Ok(user) => record.user = user,
+            Err(failure) => return record.refuse(record::Refusal::Auth(failure)),
+        }
+        if req.method() == Method::CONNECT {
+            tunnel::open(self, req, record).await
+        } else {
+            exchange::forward(self, req, record).await
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The one log line per tunnel or request, and the answers the proxy gives itself.
+//!
+//! A [`Record`] is written when it is dropped, so a tunnel that errors, a client that hangs up
+//! mid-body, or a handler future hyper cancels still leaves exactly one line. Proxy refusals are
+//! plain-text HTTP answers, not S3 XML errors: they come from the proxy, which the client
+//! talks to as an HTTP proxy, before any S3 request exists.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{header, HeaderValue, Response, StatusCode};
+
+use super::auth::AuthFailure;
+use super::dial::DialError;
+use super::traffic::Traffic;
+use crate::body::{self, Body};
+
+/// What one tunnel or request did, logged on drop under target `s3gate::forward`.
+pub struct Record {
+    peer: SocketAddr,
+    pub user: Option<String>,
+    method: String,
+    pub destination: Option<String>,
+    pub allowed: bool,
+    pub status: u16,
+    pub reason: Option<String>,
+    pub traffic: Arc<Traffic>,
+}
+
+impl Record {
+    pub fn new(peer: SocketAddr, method: &http::Method) -> Self {
+        Self {
+            peer,
+            user: None,
+            method: method.as_str().to_owned(),
+            destination: None,
+            allowed: false,
+            status: 0,
+            reason: None,
+            traffic: Arc::new(Traffic::default()),
+        }
+    }
+
+    /// Records the refusal and renders its answer.
+    pub fn refuse(&mut self, refusal: Refusal) -> Response<Body> {
+        let (status, reason) = refusal.status_and_reason();
+        self.allowed = refusal.was_allowed();
+        self.status = status.as_u16();
+        self.reason = Some(reason.clone());
+        let mut resp = Response::new(body::full(format!("s3gate: {reason}\n")));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        if matches!(refusal, Refusal::Auth(_)) {
+            resp.headers_mut().insert(header::PROXY_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"s3gate\""));
+        }
+        resp
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let duration_ms = self.traffic.started().elapsed().as_millis() as u64;
+        tracing::info!(
+            target: "s3gate::forward",
+            client = %self.peer,
+            user = self.user.as_deref().unwrap_or("-"),
+            method = %self.method,
+            destination = self.destination.as_deref().unwrap_or("-"),
+            allowed = self.allowed,
+            status = self.status,
+            reason = self.reason.as_deref().unwrap_or("-"),
+            bytes_up = self.traffic.up(),
+            bytes_down = self.traffic.down(),
+            duration_ms,
+            "forward"
+        );
+    }
+}
+
+/// Every way the proxy answers a request itself.
+#[derive(Debug)]
+pub enum Refusal {
+    Auth(AuthFailure),
+    /// Not in the allow list, or a port that is not allowed.
+    Denied(String),
+    BadRequest(String),
+    /// The tunnel cap is reached.
+    Busy,
+    Dial(DialError),
+    /// The destination failed after the connection was made.
+    Upstream(String),
+    /// Silence past the idle timeout before the destination answered.
+    Idle,
+}
+
+impl Refusal {
+    fn status_and_reason(&self) -> (StatusCode, String) {
+        match self {
+            Refusal::Auth(AuthFailure::Missing) => {
+                (StatusCode::PROXY_AUTHENTICATION_REQUIRED, "proxy authentication required".into())
+            }
+            Refusal::Auth(AuthFailure::Wrong) => {
+                (StatusCode::PROXY_AUTHENTICATION_REQUIRED, "proxy authentication failed".into())
+            }
+            Refusal::Denied(why) => (StatusCode::FORBIDDEN, format!("destination not allowed: {why}")),
+            Refusal::BadRequest(why) => (StatusCode::BAD_REQUEST, why.clone()),
+            Refusal::Busy => (StatusCode::SERVICE_UNAVAILABLE, "too many tunnels; try again later".into()),
+            Refusal::Dial(e @ DialError::Timeout(_)) => (StatusCode::GATEWAY_TIMEOUT, e.to_string()),
+            Refusal::Dial(e @ DialError::Connect(..)) => (StatusCode::BAD_GATEWAY, e.to_string()),
+            Refusal::Upstream(why) => (StatusCode::BAD_GATEWAY, why.clone()),
+            Refusal::Idle => (StatusCode::GATEWAY_TIMEOUT, "the destination did not answer in time".into()),
+        }
+    }
+
+    /// Whether the allow list had let the request through (a busy or unreachable destination
+    /// was allowed; a bad request or wrong password was not).
+    fn was_allowed(&self) -> bool {
+        matches!(self, Refusal::Busy | Refusal::Dial(_) | Refusal::Upstream(_) | Refusal::Idle)
+    }
+}
