@@ -96,7 +96,7 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         }
         None => None,
     };
-    let router = upstream::Router::new(&config)?;
+    let router = upstream::Router::new(&config, &metrics)?;
     let tls = match &config.tls {
         Some(files) => Some(server::tls_acceptor(&files.cert, &files.key)?),
         None => None,

@@ -123,7 +123,7 @@ pub async fn serve<H: Handler>(listener: TcpListener, options: ListenOptions, ha
                     continue;
                 }
             },
-            _ = stop.wait_for(|stopped| *stopped) => break,
+            _ = async { let _ = stop.wait_for(|stopped| *stopped).await.map(|_| ()); } => break,
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();

@@ -52,7 +52,7 @@ impl Store {
                         Ok(c) => c,
                         Err(_) => continue,
                     },
-                    _ = stop.wait_for(|stopped| *stopped) => break,
+                    _ = async { let _ = stop.wait_for(|stopped| *stopped).await.map(|_| ()); } => break,
                 };
                 let _ = socket.set_nodelay(true);
                 let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();

@@ -43,6 +43,7 @@ pub struct Upstream {
     pub region: String,
     addressing: UpstreamAddressing,
     credentials: CredentialSource,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 enum CredentialSource {
@@ -94,6 +95,7 @@ impl Upstream {
             region: cfg.region.clone(),
             addressing: cfg.addressing,
             credentials,
+            metrics: None,
         })
     }
 
@@ -242,13 +244,18 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(config: &crate::config::Config) -> Result<Self, UpstreamError> {
+    pub fn new(config: &crate::config::Config, metrics: &crate::metrics::Metrics) -> Result<Self, UpstreamError> {
+        let with_metrics = |cfg| -> Result<Upstream, UpstreamError> {
+            let mut u = Upstream::new(cfg)?;
+            u.metrics = Some(metrics.clone());
+            Ok(u)
+        };
         let mut routes = Vec::new();
         for r in &config.routes {
             routes.push(Route {
                 name: r.name.clone(),
                 pattern: Some(r.bucket.clone()),
-                upstream: Upstream::new(&r.upstream)?,
+                upstream: with_metrics(&r.upstream)?,
                 alias: r.alias.clone(),
                 storage_class: r.storage_class.clone().or_else(|| config.storage_class.clone()),
             });
@@ -256,7 +263,7 @@ impl Router {
         let default = Route {
             name: "default".into(),
             pattern: None,
-            upstream: Upstream::new(&config.upstream)?,
+            upstream: with_metrics(&config.upstream)?,
             alias: None,
             storage_class: config.storage_class.clone(),
         };
