@@ -75,12 +75,18 @@ struct Finish {
     error_code: Option<String>,
     bytes_out: u64,
     complete: bool,
+    /// The response's Content-Length: hyper stops polling a body once that much was sent, so
+    /// the end of the stream is never seen; sending all of it is what completes the response.
+    expected_len: Option<u64>,
     metrics: Metrics,
     audit: Option<AuditLog>,
 }
 
 impl Drop for Finish {
     fn drop(&mut self) {
+        if self.expected_len == Some(self.bytes_out) {
+            self.complete = true;
+        }
         let ctx = &self.ctx;
         let (action, operation, bucket, key) = match &ctx.s3 {
             Some(s) => (s.action, s.operation(), s.bucket.clone(), s.key.clone()),
@@ -207,7 +213,13 @@ pub fn finish_with(
     let error_code = resp.headers().get("x-amz-error-code").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (parts, body) = resp.into_parts();
     let empty = body.is_end_stream();
-    let mut finish = Finish { ctx, status, error_code, bytes_out: 0, complete: false, metrics, audit };
+    let expected_len = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .filter(|_| ctx.method != Method::HEAD);
+    let mut finish = Finish { ctx, status, error_code, bytes_out: 0, complete: false, expected_len, metrics, audit };
     if empty {
         finish.complete = true;
         drop(finish);
