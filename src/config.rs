@@ -510,8 +510,9 @@ pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })
 }
 
-/// One `AKID:SECRET` per line; blank lines and `#` comments are skipped. A file that group or
-/// others may read is refused: it holds secrets.
+/// One `AKID:SECRET` per line; blank lines and `#` comments are skipped. A file that others
+/// (not owner, not group) may read is refused: it holds secrets. Group read stays allowed so a
+/// Kubernetes secret mounted 0440 with an fsGroup works.
 pub fn read_credentials_file(path: &Path) -> Result<Vec<Credential>, ConfigError> {
     refuse_if_readable_by_others(path)?;
     let text = read_text(path)?;
@@ -534,9 +535,9 @@ pub(crate) fn refuse_if_readable_by_others(path: &Path) -> Result<(), ConfigErro
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     let mode = meta.permissions().mode();
-    if mode & 0o044 != 0 {
+    if mode & 0o004 != 0 {
         return Err(invalid(format!(
-            "{} holds secrets but is readable by group or others (mode {:o}); chmod 600 it",
+            "{} holds secrets but is readable by others (mode {:o}); chmod 600 (or 640) it",
             path.display(),
             mode & 0o777
         )));
