@@ -20,16 +20,22 @@ pub enum S3ErrorCode {
     AuthorizationQueryParametersError,
     BadDigest,
     BadRequest,
+    EntityTooLarge,
+    EntityTooSmall,
     IncompleteBody,
     InternalError,
     InvalidAccessKeyId,
     InvalidArgument,
     InvalidBucketName,
+    InvalidPolicyDocument,
     InvalidRequest,
     InvalidURI,
+    MalformedPOSTRequest,
+    MaxPostPreDataLengthExceeded,
     MissingContentLength,
     MissingSecurityHeader,
     NotImplemented,
+    PreconditionFailed,
     RequestTimeTooSkewed,
     RequestTimeout,
     ServiceUnavailable,
@@ -45,16 +51,22 @@ impl S3ErrorCode {
             Self::AuthorizationQueryParametersError => "AuthorizationQueryParametersError",
             Self::BadDigest => "BadDigest",
             Self::BadRequest => "BadRequest",
+            Self::EntityTooLarge => "EntityTooLarge",
+            Self::EntityTooSmall => "EntityTooSmall",
             Self::IncompleteBody => "IncompleteBody",
             Self::InternalError => "InternalError",
             Self::InvalidAccessKeyId => "InvalidAccessKeyId",
             Self::InvalidArgument => "InvalidArgument",
             Self::InvalidBucketName => "InvalidBucketName",
+            Self::InvalidPolicyDocument => "InvalidPolicyDocument",
             Self::InvalidRequest => "InvalidRequest",
             Self::InvalidURI => "InvalidURI",
+            Self::MalformedPOSTRequest => "MalformedPOSTRequest",
+            Self::MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceeded",
             Self::MissingContentLength => "MissingContentLength",
             Self::MissingSecurityHeader => "MissingSecurityHeader",
             Self::NotImplemented => "NotImplemented",
+            Self::PreconditionFailed => "PreconditionFailed",
             Self::RequestTimeTooSkewed => "RequestTimeTooSkewed",
             Self::RequestTimeout => "RequestTimeout",
             Self::ServiceUnavailable => "ServiceUnavailable",
@@ -74,15 +86,21 @@ impl S3ErrorCode {
             | Self::AuthorizationQueryParametersError
             | Self::BadDigest
             | Self::BadRequest
+            | Self::EntityTooLarge
+            | Self::EntityTooSmall
             | Self::IncompleteBody
             | Self::InvalidArgument
             | Self::InvalidBucketName
+            | Self::InvalidPolicyDocument
             | Self::InvalidRequest
             | Self::InvalidURI
+            | Self::MalformedPOSTRequest
+            | Self::MaxPostPreDataLengthExceeded
             | Self::MissingSecurityHeader
             | Self::RequestTimeout
             | Self::XAmzContentSHA256Mismatch => StatusCode::BAD_REQUEST,
             Self::MissingContentLength => StatusCode::LENGTH_REQUIRED,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             Self::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -30,6 +30,8 @@ enum Command {
     Demo(DemoArgs),
     /// Run only the embedded local S3 store (for benchmarks and experiments).
     Store(StoreArgs),
+    /// Print a presigned URL for one object, signed with a configured client credential (offline).
+    Presign(Box<s3gate::presign::cli::PresignArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,6 +93,7 @@ async fn dispatch(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Demo(args) => demo(args).await,
+        Command::Presign(args) => presign(&args),
         Command::Store(args) => {
             let cred = Credential::parse(&args.credentials).ok_or("--credentials: expected AKID:SECRET")?;
             let store = s3gate::store::Store::start(args.listen, &args.data, &cred).await.map_err(|e| e.to_string())?;
@@ -99,6 +102,14 @@ async fn dispatch(command: Command) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// Prints only the URL, so that `curl "$(s3gate presign s3://b/k)"` works.
+fn presign(args: &s3gate::presign::cli::PresignArgs) -> Result<(), String> {
+    let now = time::OffsetDateTime::now_utc();
+    let minted = s3gate::presign::cli::run(args, &s3gate::config::process_env(), now)?;
+    println!("{}", minted.url);
+    Ok(())
 }
 
 fn random_credential(prefix: &str) -> Credential {

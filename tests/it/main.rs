@@ -11,5 +11,6 @@ mod errors;
 mod forward;
 mod observe;
 mod payloads;
+mod presign;
 mod streaming;
 mod tls;
