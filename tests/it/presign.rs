@@ -131,12 +131,34 @@ async fn boto3_presigned_head_and_delete_work() {
 }
 
 fn s3gate_presign(args: &[&str]) -> std::process::Output {
+    s3gate_presign_env(args, &[])
+}
+
+fn s3gate_presign_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_s3gate"))
         .arg("presign")
         .args(args)
         .env_clear()
+        .envs(env.iter().copied())
         .output()
         .expect("run s3gate presign")
+}
+
+#[test]
+fn s3gate_presign_reads_the_serve_configuration() {
+    let example = repo().join("examples/s3gate.toml");
+    let args = ["s3://reports/q1.pdf", "--config", utf8(&example), "--access-key-id", "GATEWAYEXAMPLEKEY001"];
+    let out = s3gate_presign(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let url = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        url.starts_with("https://reports.s3.intranet.example.com/q1.pdf?X-Amz-Algorithm=AWS4-HMAC-SHA256&"),
+        "{url}"
+    );
+    assert!(url.contains("%2Feu-west-1%2Fs3%2Faws4_request&"), "the configured region: {url}");
+    // The environment overrides the file, as for `serve`.
+    let out = s3gate_presign_env(&args, &[("S3GATE_PUBLIC_URL", "http://10.1.2.3:8099")]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("http://10.1.2.3:8099/reports/q1.pdf?"));
 }
 
 #[tokio::test]
