@@ -93,8 +93,8 @@ fn sigv4_url(method: &str, url: &str, secret: &str, time: SystemTime, expires: D
     req.uri().to_string()
 }
 
-async fn send(method: &str, url: &str, body: &'static [u8]) -> RawResponse {
-    raw::send(Request::builder().method(method).uri(url).body(()).expect("request"), Bytes::from_static(body)).await
+async fn send(method: &str, url: &str, body: impl Into<Bytes>) -> RawResponse {
+    raw::send(Request::builder().method(method).uri(url).body(()).expect("request"), body).await
 }
 
 fn hour_ago() -> SystemTime {
@@ -124,7 +124,7 @@ async fn boto3_presigned_head_and_delete_work() {
     create_bucket(&s3, "shared").await;
     s3.put_object().bucket("shared").key("gone.txt").body(b"bye".to_vec().into()).send().await.expect("put");
     let head = boto3(&gw.url, &["url", "head_object", "shared", "gone.txt", "60"]).await;
-    assert_eq!(send("HEAD", head.trim(), b"").await.headers["content-length"], "3");
+    assert_eq!(send("HEAD", head.trim(), "").await.headers["content-length"], "3");
     let delete = boto3(&gw.url, &["url", "delete_object", "shared", "gone.txt", "60"]).await;
     assert_eq!(curl(&["-X", "DELETE", delete.trim()]).await.0, 204);
     assert!(!exists(&gw.upstream.direct_client(), "shared", "gone.txt").await);
@@ -250,25 +250,46 @@ async fn minted_urls_are_virtual_hosted_under_a_gateway_domain() {
 }
 
 #[tokio::test]
+async fn a_presigned_upload_part_completes_a_multipart_upload() {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let gw = Gateway::start().await;
+    let s3 = gw.client();
+    create_bucket(&s3, "shared").await;
+    let created = s3.create_multipart_upload().bucket("shared").key("parts.bin").send().await.expect("create");
+    let id = created.upload_id().expect("upload id");
+    let data = pattern(300_000, 4);
+    let part = format!("{}/shared/parts.bin?partNumber=1&uploadId={id}", gw.url);
+    let url = sigv4_url("PUT", &part, CLIENT_SECRET, SystemTime::now(), Duration::from_secs(600));
+    let resp = send("PUT", &url, data.clone()).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let etag = resp.headers["etag"].to_str().expect("etag").to_owned();
+    let parts = CompletedMultipartUpload::builder().parts(CompletedPart::builder().part_number(1).e_tag(etag).build());
+    let done =
+        s3.complete_multipart_upload().bucket("shared").key("parts.bin").upload_id(id).multipart_upload(parts.build());
+    done.send().await.expect("complete");
+    assert_eq!(get_bytes(&gw.upstream.direct_client(), "shared", "parts.bin").await, data);
+}
+
+#[tokio::test]
 async fn expired_and_future_urls_are_refused() {
     let gw = Gateway::start().await;
     create_bucket(&gw.client(), "shared").await;
     let object = format!("{}/shared/late.bin", gw.url);
 
     let expired = sigv4_url("PUT", &object, CLIENT_SECRET, hour_ago(), Duration::from_secs(600));
-    let resp = send("PUT", &expired, b"too late").await;
+    let resp = send("PUT", &expired, "too late").await;
     assert_eq!((resp.status.as_u16(), resp.code()), (403, "AccessDenied"), "{}", resp.body);
     assert!(resp.body.contains("Request has expired"), "{}", resp.body);
     assert!(!exists(&gw.upstream.direct_client(), "shared", "late.bin").await, "an expired PUT stored something");
 
     let future = SystemTime::now() + Duration::from_secs(3600);
     let early = sigv4_url("GET", &object, CLIENT_SECRET, future, Duration::from_secs(600));
-    let resp = send("GET", &early, b"").await;
+    let resp = send("GET", &early, "").await;
     assert_eq!((resp.status.as_u16(), resp.code()), (403, "RequestTimeTooSkewed"), "{}", resp.body);
 
     let week_and_a_second = sigv4_url("GET", &object, CLIENT_SECRET, SystemTime::now(), Duration::from_secs(604_801));
     assert!(week_and_a_second.contains("X-Amz-Expires=604801"));
-    let resp = send("GET", &week_and_a_second, b"").await;
+    let resp = send("GET", &week_and_a_second, "").await;
     assert_eq!((resp.status.as_u16(), resp.code()), (400, "AuthorizationQueryParametersError"), "{}", resp.body);
 }
 
@@ -286,21 +307,21 @@ async fn tampered_urls_and_wrong_keys_are_refused_and_store_nothing() {
         SystemTime::now(),
         Duration::from_secs(600),
     );
-    assert_eq!(send("GET", &url, b"").await.status, 200, "the untampered URL works");
+    assert_eq!(send("GET", &url, "").await.status, 200, "the untampered URL works");
 
     let refused = |resp: RawResponse, code: &str| {
         assert_eq!((resp.status.as_u16(), resp.code()), (403, code), "{}", resp.body);
     };
     // Another object with the same signature.
-    refused(send("GET", &url.replace("/public.txt?", "/secret.txt?"), b"").await, "SignatureDoesNotMatch");
+    refused(send("GET", &url.replace("/public.txt?", "/secret.txt?"), "").await, "SignatureDoesNotMatch");
     // A GET URL used to upload.
-    refused(send("PUT", &url, b"overwritten").await, "SignatureDoesNotMatch");
+    refused(send("PUT", &url, "overwritten").await, "SignatureDoesNotMatch");
     assert_eq!(get_bytes(&store, "shared", "public.txt").await, b"ok");
     let put_elsewhere = url.replace("/public.txt?", "/planted.txt?");
-    refused(send("PUT", &put_elsewhere, b"planted").await, "SignatureDoesNotMatch");
+    refused(send("PUT", &put_elsewhere, "planted").await, "SignatureDoesNotMatch");
     assert!(!exists(&store, "shared", "planted.txt").await, "a tampered PUT stored something");
     // A longer life than was signed.
-    refused(send("GET", &url.replace("X-Amz-Expires=600", "X-Amz-Expires=6000"), b"").await, "SignatureDoesNotMatch");
+    refused(send("GET", &url.replace("X-Amz-Expires=600", "X-Amz-Expires=6000"), "").await, "SignatureDoesNotMatch");
     // Signed with a secret that is not the credential's, or by a credential s3gate never issued.
     let forged = sigv4_url(
         "GET",
@@ -309,9 +330,9 @@ async fn tampered_urls_and_wrong_keys_are_refused_and_store_nothing() {
         SystemTime::now(),
         Duration::from_secs(600),
     );
-    refused(send("GET", &forged, b"").await, "SignatureDoesNotMatch");
+    refused(send("GET", &forged, "").await, "SignatureDoesNotMatch");
     let unknown = url.replace(CLIENT_AKID, "AKIDNEVERISSUED00000");
-    refused(send("GET", &unknown, b"").await, "InvalidAccessKeyId");
+    refused(send("GET", &unknown, "").await, "InvalidAccessKeyId");
 }
 
 #[tokio::test]
@@ -325,7 +346,7 @@ async fn the_presigned_query_never_reaches_the_upstream() {
         SystemTime::now(),
         Duration::from_secs(60),
     );
-    assert_eq!(send("GET", &url, b"").await.status, 200);
+    assert_eq!(send("GET", &url, "").await.status, 200);
     let seen = recorder.requests();
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].target, "/shared/k?versionId=v1", "only the S3 parameters go upstream");
