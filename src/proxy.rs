@@ -7,6 +7,7 @@
 //! stream through every phase; none is held whole.
 
 mod access;
+mod form_upload;
 mod headers;
 pub mod payload;
 mod record;
@@ -91,11 +92,20 @@ impl Gateway {
             return Err(access::access_denied());
         }
         ensure_host_header(&mut req)?;
+        if req.uri().path() == crate::presign::api::API_PATH && req.method() == Method::GET {
+            return self.presign_api(&req, ctx);
+        }
         let s3 = self.request_filter(&req)?;
         if !access::endpoint_allowed(&self.config.access, host_of(&req).unwrap_or_default(), &s3) {
             self.metrics.network_denied(Mode::Endpoint, "endpoint");
             ctx.s3 = Some(s3);
             return Err(access::access_denied());
+        }
+        if s3.operation() == "PostObject" {
+            // A browser form: its authentication is the signed policy inside the body.
+            let bucket = s3.bucket.clone().unwrap_or_default();
+            ctx.s3 = Some(s3);
+            return self.post_object(req, &bucket, ctx).await;
         }
         ctx.s3 = Some(s3);
         let verified = self.authenticate(&req).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;

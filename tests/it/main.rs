@@ -3,8 +3,8 @@
 
 mod support;
 
-mod clients;
 mod access;
+mod clients;
 mod config;
 mod endpoint;
 mod errors;
@@ -12,5 +12,6 @@ mod forward;
 mod observe;
 mod payloads;
 mod presign;
+mod presign_wired;
 mod streaming;
 mod tls;

@@ -250,3 +250,30 @@ async fn a_form_that_breaks_its_policy_stores_nothing() {
     assert_eq!(status, 403, "{body}");
     assert!(!exists(&gw.upstream.direct_client(), "other", "k").await);
 }
+
+#[tokio::test]
+async fn a_large_form_upload_goes_up_in_parts_and_a_failed_one_leaves_nothing() {
+    let gw = Gateway::start().await;
+    create_bucket(&gw.client(), "parts").await;
+    let direct = gw.upstream.direct_client();
+    // 20 MiB + 3: three upstream parts (8 + 8 + 4 MiB), completed into one object.
+    let data = crate::support::pattern(20 * 1024 * 1024 + 3, 21);
+    let conditions = serde_json::json!([{"key": "large.bin"}, ["content-length-range", 1, 64 * 1024 * 1024]]);
+    let fields = signed_form(conditions, &[("key", "large.bin")]);
+    let file = temp_file("large.bin", &data);
+    let (status, body) = curl_form(&format!("{}/parts", gw.url), &fields, &file.path).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(crate::support::get_bytes(&direct, "parts", "large.bin").await, data);
+
+    // Over the policy's maximum after the first part went up: the multipart upload is aborted.
+    let conditions = serde_json::json!([{"key": "toolarge.bin"}, ["content-length-range", 1, 12 * 1024 * 1024]]);
+    let fields = signed_form(conditions, &[("key", "toolarge.bin")]);
+    let (status, body) = curl_form(&format!("{}/parts", gw.url), &fields, &file.path).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("<Code>EntityTooLarge</Code>"), "{body}");
+    assert!(!exists(&direct, "parts", "toolarge.bin").await);
+    // No multipart upload is left behind. (The store has no ListMultipartUploads; it keeps an
+    // upload's parts and state as `.upload*` files until it is completed or aborted.)
+    let leftovers = gw.upstream.stored_paths(".upload");
+    assert!(leftovers.is_empty(), "an aborted upload left {leftovers:?}");
+}
