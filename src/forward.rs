@@ -34,6 +34,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::body::Body;
 use crate::config::ForwardConfig;
+use crate::metrics::{Metrics, Mode};
+use crate::net::CidrSet;
 use crate::server::Shutdown;
 use record::Record;
 
@@ -44,6 +46,9 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// drain sender, so "all clones dropped" is "every connection, tunnel and body is done".
 pub(crate) struct Forwarder {
     config: ForwardConfig,
+    /// `--allowed-source-subnet`, shared with the endpoint; empty allows every client.
+    sources: CidrSet,
+    metrics: Metrics,
     permits: Arc<Semaphore>,
     /// Turns true when the shutdown grace period is over: tunnels still open are cut.
     cut: watch::Receiver<bool>,
@@ -51,15 +56,22 @@ pub(crate) struct Forwarder {
 }
 
 /// Accepts proxy clients until shutdown, then lets tunnels and requests in flight finish for up
-/// to `grace` before cutting them.
-pub async fn serve(listener: TcpListener, config: ForwardConfig, shutdown: Shutdown, grace: Duration) {
+/// to `grace` before cutting them. `sources` limits who may use the proxy at all.
+pub async fn serve(
+    listener: TcpListener,
+    config: ForwardConfig,
+    sources: CidrSet,
+    metrics: Metrics,
+    shutdown: Shutdown,
+    grace: Duration,
+) {
     if config.allow.patterns.iter().any(|p| p.to_string() == "*") {
         tracing::warn!(target: "s3gate::forward", "the allow list holds `*`: every DNS name is reachable");
     }
     let (drain_tx, mut drained) = mpsc::channel::<()>(1);
     let (cut_tx, cut) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(config.max_tunnels));
-    let fwd = Arc::new(Forwarder { config, permits, cut, _drain: drain_tx });
+    let fwd = Arc::new(Forwarder { config, sources, metrics, permits, cut, _drain: drain_tx });
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
     let mut stop = shutdown.subscribe();
@@ -95,6 +107,7 @@ async fn connection(
     builder: http1::Builder,
     mut stop: watch::Receiver<bool>,
 ) {
+    let _open = fwd.metrics.connection_opened(Mode::Forward);
     let mut cut = fwd.cut.clone();
     let handler = fwd.clone();
     let svc = service_fn(move |req| {
@@ -127,7 +140,10 @@ async fn until_true(flag: &mut watch::Receiver<bool>) {
 impl Forwarder {
     /// Authenticates, then hands CONNECT to the tunnel and everything else to the exchange.
     async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let mut record = Record::new(peer, req.method());
+        let mut record = Record::new(peer, req.method(), self.metrics.clone());
+        if !self.sources.is_empty() && !self.sources.contains(peer.ip()) {
+            return record.refuse(record::Refusal::Source);
+        }
         match self.config.users.check(req.headers().get(http::header::PROXY_AUTHORIZATION)) {
             Ok(user) => record.user = user,
             Err(failure) => return record.refuse(record::Refusal::Auth(failure)),

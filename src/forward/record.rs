@@ -14,8 +14,10 @@ use super::auth::AuthFailure;
 use super::dial::DialError;
 use super::traffic::Traffic;
 use crate::body::{self, Body};
+use crate::metrics::{Metrics, Mode};
 
-/// What one tunnel or request did, logged on drop under target `s3gate::forward`.
+/// What one tunnel or request did, logged on drop under target `s3gate::forward` and counted
+/// in the metrics (`mode="forward"`, action `forward:METHOD`).
 pub struct Record {
     peer: SocketAddr,
     pub user: Option<String>,
@@ -25,10 +27,11 @@ pub struct Record {
     pub status: u16,
     pub reason: Option<String>,
     pub traffic: Arc<Traffic>,
+    metrics: Metrics,
 }
 
 impl Record {
-    pub fn new(peer: SocketAddr, method: &http::Method) -> Self {
+    pub fn new(peer: SocketAddr, method: &http::Method, metrics: Metrics) -> Self {
         Self {
             peer,
             user: None,
@@ -38,12 +41,22 @@ impl Record {
             status: 0,
             reason: None,
             traffic: Arc::new(Traffic::default()),
+            metrics,
         }
     }
 
     /// Records the refusal and renders its answer.
     pub fn refuse(&mut self, refusal: Refusal) -> Response<Body> {
         let (status, reason) = refusal.status_and_reason();
+        match &refusal {
+            Refusal::Auth(_) => self.metrics.auth_failure("proxy_authentication"),
+            Refusal::Denied(_) => self.metrics.network_denied(Mode::Forward, "destination"),
+            Refusal::Source => self.metrics.network_denied(Mode::Forward, "source_subnet"),
+            Refusal::Dial(DialError::Timeout(_)) | Refusal::Idle => self.metrics.upstream_error("timeout"),
+            Refusal::Dial(DialError::Connect(..)) => self.metrics.upstream_error("connect"),
+            Refusal::Upstream(_) => self.metrics.upstream_error("other"),
+            Refusal::BadRequest(_) | Refusal::Busy => {}
+        }
         self.allowed = refusal.was_allowed();
         self.status = status.as_u16();
         self.reason = Some(reason.clone());
@@ -59,7 +72,11 @@ impl Record {
 
 impl Drop for Record {
     fn drop(&mut self) {
-        let duration_ms = self.traffic.started().elapsed().as_millis() as u64;
+        let duration = self.traffic.started().elapsed();
+        let duration_ms = duration.as_millis() as u64;
+        let action = format!("forward:{}", self.method);
+        let (up, down) = (self.traffic.up(), self.traffic.down());
+        self.metrics.request_finished(Mode::Forward, &action, self.status, duration, up, down);
         tracing::info!(
             target: "s3gate::forward",
             client = %self.peer,
@@ -69,8 +86,8 @@ impl Drop for Record {
             allowed = self.allowed,
             status = self.status,
             reason = self.reason.as_deref().unwrap_or("-"),
-            bytes_up = self.traffic.up(),
-            bytes_down = self.traffic.down(),
+            bytes_up = up,
+            bytes_down = down,
             duration_ms,
             "forward"
         );
@@ -81,6 +98,8 @@ impl Drop for Record {
 #[derive(Debug)]
 pub enum Refusal {
     Auth(AuthFailure),
+    /// The client's address is outside `--allowed-source-subnet`.
+    Source,
     /// Not in the allow list, or a port that is not allowed.
     Denied(String),
     BadRequest(String),
@@ -102,6 +121,7 @@ impl Refusal {
             Refusal::Auth(AuthFailure::Wrong) => {
                 (StatusCode::PROXY_AUTHENTICATION_REQUIRED, "proxy authentication failed".into())
             }
+            Refusal::Source => (StatusCode::FORBIDDEN, "this proxy does not serve your address".into()),
             Refusal::Denied(why) => (StatusCode::FORBIDDEN, format!("destination not allowed: {why}")),
             Refusal::BadRequest(why) => (StatusCode::BAD_REQUEST, why.clone()),
             Refusal::Busy => (StatusCode::SERVICE_UNAVAILABLE, "too many tunnels; try again later".into()),

@@ -46,8 +46,9 @@ pub async fn open(fwd: Arc<Forwarder>, mut req: Request<Incoming>, mut record: R
     record.allowed = true;
     record.status = StatusCode::OK.as_u16();
     let upgrade = hyper::upgrade::on(&mut req);
+    let open = fwd.metrics.tunnel_opened();
     tokio::spawn(async move {
-        let _permit = permit;
+        let _counted = (permit, open);
         let mut record = record;
         match upgrade.await {
             Ok(client) => pump(&fwd, client, upstream, &mut record).await,

@@ -20,10 +20,15 @@ pub const PASSWORD: &str = "proxy-pass:with/odd=chars";
 
 /// s3gate running only its forward listener, on a free port.
 pub async fn proxy(tweak: impl FnOnce(&mut ForwardArgs)) -> s3gate::Running {
+    proxy_with(|args| tweak(&mut args.forward)).await
+}
+
+/// The same, for options outside `--forward-*`.
+pub async fn proxy_with(tweak: impl FnOnce(&mut ServeArgs)) -> s3gate::Running {
     let mut args = ServeArgs { listen: Some("none".into()), shutdown_grace: Some(1), ..Default::default() };
     args.forward.forward_listen = Some("127.0.0.1:0".into());
     args.forward.forward_connect_timeout = Some(2);
-    tweak(&mut args.forward);
+    tweak(&mut args);
     let config = Config::load(&args, &HashMap::new()).expect("config");
     s3gate::start(config).await.expect("the proxy starts")
 }
@@ -82,6 +87,15 @@ async fn refusals_name_their_reason_and_ask_for_credentials() {
     let mut back = [0u8; 4];
     ok.stream.read_exact(&mut back).await.expect("echo");
     assert_eq!(&back, b"ping");
+
+    let metrics = running.metrics.render();
+    for line in [
+        "s3gate_network_denials_total{mode=\"forward\",reason=\"destination\"} 5",
+        "s3gate_auth_failures_total{reason=\"proxy_authentication\"} 2",
+        "s3gate_active_tunnels 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no `{line}` in\n{metrics}");
+    }
     running.stop().await;
 }
 
@@ -162,5 +176,22 @@ async fn an_unreachable_destination_is_a_502_before_any_tunnel() {
     let running = proxy_to(&[("gone.test", closed)], |_| {}).await;
     let c = wire::connect(addr_of(&running), "gone.test:443", "").await;
     assert_eq!(c.status, 502, "{}", c.head);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn clients_outside_the_allowed_source_subnets_are_refused() {
+    let (echo, _e) = wire::echo_server().await;
+    let running = proxy_with(|args| {
+        args.allowed_source_subnet = vec!["10.0.0.0/8".into()];
+        args.forward.forward_allow = vec!["echo.test".into()];
+        args.forward.forward_connect_to = vec![format!("echo.test={echo}")];
+    })
+    .await;
+    let c = wire::connect(addr_of(&running), "echo.test:443", "").await;
+    assert_eq!(c.status, 403, "{}", c.head);
+    let metrics = running.metrics.render();
+    let line = "s3gate_network_denials_total{mode=\"forward\",reason=\"source_subnet\"} 1";
+    assert!(metrics.lines().any(|l| l == line), "no `{line}` in\n{metrics}");
     running.stop().await;
 }
