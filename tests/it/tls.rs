@@ -82,3 +82,62 @@ async fn file_upload_with_checksum_over_https() {
         .expect("head");
     assert_eq!(head.checksum_crc32(), Some(crate::support::raw::crc32_b64(&data).as_str()));
 }
+
+/// A TLS front (certificate from a throwaway CA) relaying to the plain store.
+async fn tls_front(store: std::net::SocketAddr) -> (std::net::SocketAddr, tempfile::TempDir, std::path::PathBuf) {
+    let (dir, ca_pem, cert, key) = crate::support::throwaway_tls("localhost");
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, ca_pem).expect("write ca");
+    let acceptor = s3gate::server::tls_acceptor(&cert, &key).expect("acceptor");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(sock).await else { return };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(store).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    (addr, dir, ca_path)
+}
+
+#[tokio::test]
+async fn an_https_upstream_with_a_private_ca() {
+    let upstream = crate::support::Upstream::start().await;
+    let (front, _dir, ca) = tls_front(upstream.store.addr).await;
+    let url = format!("https://localhost:{}", front.port());
+
+    // Without the CA the upstream's certificate is not trusted: a prompt 503, never a hang.
+    let untrusted = {
+        let mut args = crate::support::base_args(&url);
+        args.upstream_connect_timeout = Some(2);
+        s3gate::start(s3gate::config::Config::load(&args, &Default::default()).expect("config")).await.expect("start")
+    };
+    let client = crate::support::sdk_client(
+        &format!("http://{}", untrusted.addr),
+        crate::support::CLIENT_AKID,
+        crate::support::CLIENT_SECRET,
+        None,
+    );
+    let err = client.list_buckets().send().await.expect_err("untrusted upstream");
+    assert_eq!(crate::support::code_of(&err), "ServiceUnavailable");
+
+    let mut args = crate::support::base_args(&url);
+    args.upstream_ca = Some(ca);
+    let trusted =
+        s3gate::start(s3gate::config::Config::load(&args, &Default::default()).expect("config")).await.expect("start");
+    let s3 = crate::support::sdk_client(
+        &format!("http://{}", trusted.addr),
+        crate::support::CLIENT_AKID,
+        crate::support::CLIENT_SECRET,
+        None,
+    );
+    create_bucket(&s3, "private-ca").await;
+    let data = pattern(3_000_000, 14);
+    s3.put_object().bucket("private-ca").key("k").body(ByteStream::from(data.clone())).send().await.expect("put");
+    assert_eq!(get_bytes(&upstream.direct_client(), "private-ca", "k").await, data);
+    assert_eq!(get_bytes(&s3, "private-ca", "k").await, data);
+}
