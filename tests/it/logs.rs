@@ -7,10 +7,20 @@ use std::time::SystemTime;
 use crate::support::raw::{self, sha256_hex};
 use crate::support::{Upstream, CLIENT_AKID, CLIENT_SECRET, STORE_AKID, STORE_SECRET};
 
+/// Kills the child process however the test ends, so a failed test leaves no server behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
 async fn trace_logs_hold_no_secret_signature_or_presigned_query() {
     let upstream = Upstream::start().await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_s3gate"))
+    let child = Command::new(env!("CARGO_BIN_EXE_s3gate"))
         .args(["serve", "--listen", "127.0.0.1:0", "--upstream", &upstream.store.url()])
         .args(["--upstream-credentials", &format!("{STORE_AKID}:{STORE_SECRET}")])
         .args(["--credentials", &format!("{CLIENT_AKID}:{CLIENT_SECRET}")])
@@ -20,7 +30,8 @@ async fn trace_logs_hold_no_secret_signature_or_presigned_query() {
         .stdout(Stdio::null())
         .spawn()
         .expect("s3gate runs");
-    let stderr = child.stderr.take().expect("stderr");
+    let mut child = KillOnDrop(child);
+    let stderr = child.0.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -68,8 +79,7 @@ async fn trace_logs_hold_no_secret_signature_or_presigned_query() {
     assert_eq!(resp.body, "payload");
 
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     while let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
         log.push(line);
     }
