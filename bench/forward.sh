@@ -6,7 +6,8 @@
 #
 # A local nginx serves a file over TLS (throwaway self-signed certificate for bench.test); curl
 # downloads it directly, through `s3gate serve --listen none --forward-listen`, and through squid
-# (non-daemon, its own config: CONNECT to the bench port only, no cache). The three run in turn,
+# (non-daemon, its own config: CONNECT to the bench port only, no cache). The three run in turn
+# (the proxies alternate which goes first),
 # N rounds (default 5); the median time of each is reported with the proxies' CPU time per GiB
 # (steadier than wall time when the machine is busy) and peak RSS. Prints a
 # markdown table for docs/benchmarks.md. Needs nginx, squid, curl and openssl
@@ -154,12 +155,18 @@ CPU_S3GATE=0
 CPU_SQUID=0
 for round in $(seq 1 "$ROUNDS"); do
     d=$(fetch --resolve "bench.test:$ORIGIN_PORT:127.0.0.1")
-    before=$(cpu_ticks "$S3GATE_PID")
-    g=$(fetch -x "http://127.0.0.1:$S3GATE_PORT")
-    CPU_S3GATE=$((CPU_S3GATE + $(cpu_ticks "$S3GATE_PID") - before))
-    before=$(cpu_ticks "$SQUID_PID")
-    q=$(fetch -x "http://127.0.0.1:$SQUID_PORT")
-    CPU_SQUID=$((CPU_SQUID + $(cpu_ticks "$SQUID_PID") - before))
+    # The two proxies take turns going first, so neither always follows the same run.
+    for who in $([ $((round % 2)) = 1 ] && echo "s3gate squid" || echo "squid s3gate"); do
+        if [ "$who" = s3gate ]; then
+            before=$(cpu_ticks "$S3GATE_PID")
+            g=$(fetch -x "http://127.0.0.1:$S3GATE_PORT")
+            CPU_S3GATE=$((CPU_S3GATE + $(cpu_ticks "$S3GATE_PID") - before))
+        else
+            before=$(cpu_ticks "$SQUID_PID")
+            q=$(fetch -x "http://127.0.0.1:$SQUID_PORT")
+            CPU_SQUID=$((CPU_SQUID + $(cpu_ticks "$SQUID_PID") - before))
+        fi
+    done
     TIMES[direct]+="$d " TIMES[s3gate]+="$g " TIMES[squid]+="$q "
     echo "forward.sh: round $round: direct ${d}s, s3gate ${g}s, squid ${q}s" >&2
 done

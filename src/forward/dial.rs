@@ -89,7 +89,8 @@ pub async fn dial(dest: &Destination, rules: &[ConnectTo], timeout: Duration) ->
         Ok(Err(e)) => return Err(DialError::Connect(shown, e)),
         Err(_) => return Err(DialError::Timeout(shown)),
     };
-    // Requests and acknowledgements are small; Nagle would hold them back.
+    // A plain-HTTP request is written as headers, then body: Nagle would hold the body back
+    // until the headers are acknowledged.
     let _ = stream.set_nodelay(true);
     Ok(stream)
 }

@@ -3,10 +3,12 @@
 //!
 //! The destination is dialled before the 200 goes out, so a client learns of an unreachable
 //! destination as a 502/504 instead of a tunnel that dies at once. Each direction is copied
-//! through one fixed 64 KiB buffer, so a tunnel's memory does not grow with what it carries;
-//! when one side shuts down its sending half, the other side's sending half is shut down too
+//! through one fixed 64 KiB buffer, so a tunnel's memory does not grow with what it carries.
+//! When one side shuts down its sending half, the other side's sending half is shut down too
 //! and the other direction keeps going (half-close), as TLS close_notify and HTTP/1.0 expect.
 
+use std::future::Future;
+use std::io;
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
@@ -19,12 +21,12 @@ use tokio::net::TcpStream;
 use super::allow::{self, Destination, Via};
 use super::dial::dial;
 use super::record::{Record, Refusal};
-use super::traffic::{Direction, MeteredIo};
+use super::traffic::{Direction, MeteredIo, Traffic};
 use super::Forwarder;
 use crate::body::{self, Body};
 
-/// Per direction. Larger buffers bought nothing measurable on loopback; smaller ones cost
-/// throughput (more reads and writes per byte).
+/// Per direction. Measured with bench/forward.sh: 256 KiB buffers cost the same CPU per GiB,
+/// and splice(2), though it saved s3gate some CPU, made the transfer slower overall.
 const BUFFER: usize = 64 * 1024;
 
 pub async fn open(fwd: Arc<Forwarder>, mut req: Request<Incoming>, mut record: Record) -> Response<Body> {
@@ -72,13 +74,13 @@ fn target(req: &Request<Incoming>) -> Result<Destination, String> {
     allow::parse_destination(authority.host(), port)
 }
 
-/// Copies until done, idle or cut, and records how it ended.
+/// Runs the tunnel until done, idle or cut, and records how it ended.
 async fn pump(fwd: &Forwarder, client: Upgraded, upstream: TcpStream, record: &mut Record) {
-    // hyper hands back the bare TCP stream when it can; that skips a layer of indirection on
-    // every read and write. Bytes the client sent right after its CONNECT (a TLS ClientHello,
-    // when it does not wait for the 200) come with it and go first.
+    // hyper hands back the bare TCP stream when it can, which lets the tunnel splice. Bytes the
+    // client sent right after its CONNECT (a TLS ClientHello, when it does not wait for the
+    // 200) come with it and go first.
     let result = match client.downcast::<TokioIo<TcpStream>>() {
-        Ok(parts) => copy(fwd, parts.io.into_inner(), &parts.read_buf, upstream, record).await,
+        Ok(parts) => tcp(fwd, parts.io.into_inner(), &parts.read_buf, upstream, record).await,
         Err(client) => copy(fwd, TokioIo::new(client), &[], upstream, record).await,
     };
     if let Err(why) = result {
@@ -86,6 +88,22 @@ async fn pump(fwd: &Forwarder, client: Upgraded, upstream: TcpStream, record: &m
     }
 }
 
+/// Between two TCP sockets. The client's side gets Nagle's algorithm back, as squid leaves it:
+/// a relay writes whatever arrived, and with TCP_NODELAY each small read of a download becomes a
+/// small segment for the client to handle; with Nagle the kernel merges them (a few percent
+/// faster in bench/forward.sh). The destination's side keeps TCP_NODELAY, as squid sets it.
+async fn tcp(
+    fwd: &Forwarder,
+    client: TcpStream,
+    early: &[u8],
+    upstream: TcpStream,
+    record: &Record,
+) -> Result<(), String> {
+    let _ = client.set_nodelay(false);
+    copy(fwd, client, early, upstream, record).await
+}
+
+/// Through a 64 KiB buffer each way.
 async fn copy<C>(fwd: &Forwarder, client: C, early: &[u8], upstream: TcpStream, record: &Record) -> Result<(), String>
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -96,12 +114,16 @@ where
     if !early.is_empty() {
         upstream.write_all(early).await.map_err(|e| format!("destination: {e}"))?;
     }
+    let both = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, BUFFER, BUFFER);
+    watch(fwd, &traffic, async { both.await.map(|_| ()) }).await
+}
+
+/// Lets `work` run until it ends, the tunnel has been idle for the limit, or shutdown cuts it.
+async fn watch(fwd: &Forwarder, traffic: &Traffic, work: impl Future<Output = io::Result<()>>) -> Result<(), String> {
     let mut cut = fwd.cut.clone();
     let limit = fwd.config.idle_timeout;
     tokio::select! {
-        res = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, BUFFER, BUFFER) => {
-            res.map(|_| ()).map_err(|e| format!("tunnel: {e}"))
-        }
+        res = work => res.map_err(|e| format!("tunnel: {e}")),
         () = traffic.idle(limit) => Err(format!("idle for {}s: closed", limit.as_secs())),
         () = super::until_true(&mut cut) => Err("shutting down: closed".into()),
     }
