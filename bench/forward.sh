@@ -153,6 +153,7 @@ cpu_ticks() {
 declare -A TIMES
 CPU_S3GATE=0
 CPU_SQUID=0
+WINS=0
 for round in $(seq 1 "$ROUNDS"); do
     d=$(fetch --resolve "bench.test:$ORIGIN_PORT:127.0.0.1")
     # The two proxies take turns going first, so neither always follows the same run.
@@ -168,6 +169,7 @@ for round in $(seq 1 "$ROUNDS"); do
         fi
     done
     TIMES[direct]+="$d " TIMES[s3gate]+="$g " TIMES[squid]+="$q "
+    if awk -v g="$g" -v q="$q" 'BEGIN {exit !(g < q)}'; then WINS=$((WINS + 1)); fi
     echo "forward.sh: round $round: direct ${d}s, s3gate ${g}s, squid ${q}s" >&2
 done
 
@@ -201,4 +203,4 @@ echo "| direct | $direct | $(mibps "$direct") | | |"
 echo "| s3gate forward proxy | $s3gate | $(mibps "$s3gate") | $(cpu_per_gib "$CPU_S3GATE") | $(peak_mib "$S3GATE_PID") MiB |"
 echo "| squid $("$SQUID" -v | head -n1 | awk '{print $4}') | $squid | $(mibps "$squid") | $(cpu_per_gib "$CPU_SQUID") | $(peak_mib "$SQUID_PID") MiB |"
 echo
-echo "s3gate / squid throughput: ${ratio}x (target >= 1.0x)"
+echo "s3gate / squid throughput: ${ratio}x (target >= 1.0x); s3gate was faster in $WINS of $ROUNDS rounds"
