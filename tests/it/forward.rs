@@ -195,3 +195,28 @@ async fn clients_outside_the_allowed_source_subnets_are_refused() {
     assert!(metrics.lines().any(|l| l == line), "no `{line}` in\n{metrics}");
     running.stop().await;
 }
+
+#[tokio::test]
+async fn on_shutdown_a_tunnel_keeps_working_for_the_grace_period_then_is_cut() {
+    let (echo, _e) = wire::echo_server().await;
+    let running = proxy_to(&[("echo.test", echo)], |_| {}).await;
+    let at = addr_of(&running);
+    let mut c = wire::connect(at, "echo.test:443", "").await;
+    assert_eq!(c.status, 200);
+
+    let started = Instant::now();
+    let stopping = tokio::spawn(running.stop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(tokio::net::TcpStream::connect(at).await.is_err(), "the listener is closed");
+    c.stream.write_all(b"late").await.expect("write during the grace period");
+    let mut back = [0u8; 4];
+    c.stream.read_exact(&mut back).await.expect("the tunnel still works");
+    assert_eq!(&back, b"late");
+
+    let mut buf = [0u8; 8];
+    let read = tokio::time::timeout(Duration::from_secs(5), c.stream.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the tunnel was not cut: {read:?}");
+    stopping.await.expect("stop");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "stopped after {took:?}");
+}
