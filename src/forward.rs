@@ -49,6 +49,8 @@ pub(crate) struct Forwarder {
     /// `--allowed-source-subnet`, shared with the endpoint; empty allows every client.
     sources: CidrSet,
     metrics: Metrics,
+    /// `--audit-log`, shared with the endpoint: one record per tunnel or request.
+    audit: Option<crate::audit::AuditLog>,
     permits: Arc<Semaphore>,
     /// Turns true when the shutdown grace period is over: tunnels still open are cut.
     cut: watch::Receiver<bool>,
@@ -62,6 +64,7 @@ pub async fn serve(
     config: ForwardConfig,
     sources: CidrSet,
     metrics: Metrics,
+    audit: Option<crate::audit::AuditLog>,
     shutdown: Shutdown,
     grace: Duration,
 ) {
@@ -71,7 +74,7 @@ pub async fn serve(
     let (drain_tx, mut drained) = mpsc::channel::<()>(1);
     let (cut_tx, cut) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(config.max_tunnels));
-    let fwd = Arc::new(Forwarder { config, sources, metrics, permits, cut, _drain: drain_tx });
+    let fwd = Arc::new(Forwarder { config, sources, metrics, audit, permits, cut, _drain: drain_tx });
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
     let mut stop = shutdown.subscribe();
@@ -140,7 +143,7 @@ async fn until_true(flag: &mut watch::Receiver<bool>) {
 impl Forwarder {
     /// Authenticates, then hands CONNECT to the tunnel and everything else to the exchange.
     async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let mut record = Record::new(peer, req.method(), self.metrics.clone());
+        let mut record = Record::new(peer, req.method(), self.metrics.clone(), self.audit.clone());
         if !self.sources.is_empty() && !self.sources.contains(peer.ip()) {
             return record.refuse(record::Refusal::Source);
         }

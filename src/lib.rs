@@ -113,7 +113,15 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         forward_addr = Some(l.local_addr().map_err(|source| server::ServerError::Bind { addr: fc.listen, source })?);
         let sources = config.access.allowed_source_subnets.clone();
         let grace = config.shutdown_grace;
-        tasks.push(tokio::spawn(forward::serve(l, fc, sources, metrics.clone(), shutdown.clone(), grace)));
+        tasks.push(tokio::spawn(forward::serve(
+            l,
+            fc,
+            sources,
+            metrics.clone(),
+            audit.clone(),
+            shutdown.clone(),
+            grace,
+        )));
     }
     // With `listen = none` only the forward proxy runs, and `addr` is its address.
     let addr = match &listener {

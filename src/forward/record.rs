@@ -28,10 +28,16 @@ pub struct Record {
     pub reason: Option<String>,
     pub traffic: Arc<Traffic>,
     metrics: Metrics,
+    audit: Option<crate::audit::AuditLog>,
 }
 
 impl Record {
-    pub fn new(peer: SocketAddr, method: &http::Method, metrics: Metrics) -> Self {
+    pub fn new(
+        peer: SocketAddr,
+        method: &http::Method,
+        metrics: Metrics,
+        audit: Option<crate::audit::AuditLog>,
+    ) -> Self {
         Self {
             peer,
             user: None,
@@ -42,6 +48,7 @@ impl Record {
             reason: None,
             traffic: Arc::new(Traffic::default()),
             metrics,
+            audit,
         }
     }
 
@@ -91,6 +98,27 @@ impl Drop for Record {
             duration_ms,
             "forward"
         );
+        if let Some(audit) = &self.audit {
+            audit.record(&crate::audit::AuditRecord {
+                time: crate::audit::now_rfc3339(),
+                request_id: format!("{:016X}", rand::random::<u64>()),
+                client: self.peer.to_string(),
+                access_key_id: None,
+                action,
+                operation: self.method.clone(),
+                bucket: None,
+                key: None,
+                status: self.status,
+                error_code: self.reason.clone(),
+                bytes_in: up,
+                bytes_out: down,
+                duration_ms,
+                route: None,
+                mode: "forward".to_owned(),
+                user: self.user.clone(),
+                destination: self.destination.clone(),
+            });
+        }
     }
 }
 

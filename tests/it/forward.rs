@@ -220,3 +220,43 @@ async fn on_shutdown_a_tunnel_keeps_working_for_the_grace_period_then_is_cut() {
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "stopped after {took:?}");
 }
+
+#[tokio::test]
+async fn tunnels_and_refusals_are_in_the_audit_log() {
+    let (echo, _e) = wire::echo_server().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("audit.log");
+    let path = log.to_string_lossy().into_owned();
+    let running = proxy_with(|a| {
+        a.audit_log = Some(path);
+        a.forward.forward_allow = vec!["echo.test".into()];
+        a.forward.forward_connect_to = vec![format!("echo.test={echo}")];
+        a.forward.forward_user = vec![format!("{USER}:{PASSWORD}")];
+    })
+    .await;
+    let at = addr_of(&running);
+    let auth = basic(USER, PASSWORD);
+    let mut ok = wire::connect(at, "echo.test:443", &auth).await;
+    assert_eq!(ok.status, 200, "{}", ok.head);
+    ok.stream.write_all(b"ping").await.expect("write");
+    let mut back = [0u8; 4];
+    ok.stream.read_exact(&mut back).await.expect("echo");
+    drop(ok);
+    let denied = wire::connect(at, "example.com:443", &auth).await;
+    assert_eq!(denied.status, 403);
+    drop(denied);
+    running.stop().await;
+
+    let text = std::fs::read_to_string(&log).expect("audit log");
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let tunnel = lines.iter().find(|l| l["status"] == 200).expect("the tunnel's record");
+    assert_eq!(tunnel["mode"], "forward");
+    assert_eq!(tunnel["user"], USER);
+    assert_eq!(tunnel["destination"], "echo.test:443");
+    assert_eq!(tunnel["bytes_in"], 4);
+    assert_eq!(tunnel["bytes_out"], 4);
+    let refused = lines.iter().find(|l| l["status"] == 403).expect("the refusal's record");
+    assert_eq!(refused["destination"], "example.com:443");
+    assert!(!text.contains(PASSWORD), "the audit log holds the proxy password");
+}
