@@ -83,13 +83,23 @@ async fn dispatch(command: Command) -> Result<(), String> {
         }
         Command::CheckConfig(args) => {
             let config = Config::load(&args, &s3gate::config::process_env()).map_err(|e| e.to_string())?;
-            println!(
-                "config ok: listen {}, upstream {} ({}), {} client credential(s)",
-                config.listen,
-                config.upstream.url,
-                config.upstream.region,
-                config.keys.len()
-            );
+            let endpoint = if config.endpoint {
+                format!(
+                    "endpoint {} -> {} ({}), {} client credential(s), {} route(s)",
+                    config.listen,
+                    config.upstream.url,
+                    config.upstream.region,
+                    config.keys.len(),
+                    config.routes.len()
+                )
+            } else {
+                "endpoint off".to_owned()
+            };
+            let forward = match &config.forward {
+                Some(f) => format!("forward proxy {}", f.listen),
+                None => "forward proxy off".to_owned(),
+            };
+            println!("config ok: {endpoint}; {forward}");
             Ok(())
         }
         Command::Demo(args) => demo(args).await,
