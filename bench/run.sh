@@ -2,12 +2,14 @@
 # bench/run.sh: compare s3gate with nginx and with the bare store on this machine, and print a
 # markdown table (see docs/benchmarks.md).
 #
-#   bench/run.sh [--quick] [--out FILE]
+#   bench/run.sh [--quick] [--rounds N] [--out FILE]
 #
 # It builds the release binaries, starts `s3gate store` on a temp data folder, nginx (plain
 # proxy_pass) and `s3gate serve` in front of it, all on 127.0.0.1, runs s3gate-bench against each,
 # and stops everything it started on exit. Targets that are missed are reported, not fatal.
-# `--quick` is a smoke run (short durations, 32 MiB objects in the memory test).
+# The targets take turns, N rounds (default 3), and the median round is reported: a burst of
+# other work on the machine then spoils one round, not the result.
+# `--quick` is a smoke run (one round, short durations, 32 MiB objects in the memory test).
 # KEEP=1 keeps the temp folder (logs, raw JSON) for inspection; DATA=DIR puts the store's objects
 # there instead of a tmpfs folder under /dev/shm.
 
@@ -15,21 +17,23 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 QUICK=0
+ROUNDS=""
 OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
+        --rounds) ROUNDS=${2:?--rounds needs a number}; shift ;;
         --out) OUT=${2:?--out needs a file}; shift ;;
-        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
 
 if [ "$QUICK" = 1 ]; then
-    SMALL_SECS=3; LARGE_SECS=4; MEM_SIZE=32MiB
+    SMALL_SECS=3; LARGE_SECS=4; MEM_SIZE=32MiB; ROUNDS=${ROUNDS:-1}
 else
-    SMALL_SECS=10; LARGE_SECS=15; MEM_SIZE=256MiB
+    SMALL_SECS=10; LARGE_SECS=15; MEM_SIZE=256MiB; ROUNDS=${ROUNDS:-3}
 fi
 MEM_CLIENTS=16
 REGION=us-east-1
@@ -164,6 +168,7 @@ endpoint_of() {
     esac
 }
 
+SEQ=0
 # Runs s3gate-bench against a target; appends one JSON line (the bench's report plus the CPU share
 # of a core used by the proxy, the store and the bench itself) to $WORK/results.jsonl.
 bench() { # scenario target bench-args...
@@ -184,12 +189,13 @@ bench() { # scenario target bench-args...
     p1=$(cpu_ticks $proxy); s1=$(cpu_ticks "$STORE_PID"); m1=$(machine_ticks); i1=$(irq_ticks)
     [ -n "$out" ] || out='{"total":{"ok":0,"errors":1,"first_error":"bench failed, see bench.log"}}'
     [ "$rc" = 0 ] || [ "$rc" = 1 ] || log "s3gate-bench exited with $rc"
-    jq -c --arg scenario "$scenario" --arg target "$target" \
+    SEQ=$((SEQ + 1))
+    jq -c --arg scenario "$scenario" --arg target "$target" --argjson seq "$SEQ" \
         --argjson wall "$(awk -v a="$t1" -v b="$t0" 'BEGIN { printf "%.3f", a - b }')" --argjson tck "$CLK_TCK" \
         --argjson proxy "$((p1 - p0))" --argjson store "$((s1 - s0))" --argjson machine "$((m1 - m0))" \
         --argjson irq "$((i1 - i0))" \
         --arg btimes "$(tail -n 1 "$times")" \
-        '. + {scenario: $scenario, target: $target,
+        '. + {scenario: $scenario, target: $target, seq: $seq,
               cpu_proxy: (if $target == "store" then null else $proxy / $tck / $wall end),
               cpu_store: ($store / $tck / $wall),
               cpu_bench: (($btimes | split(" ") | map(tonumber) | add) / $wall)}
@@ -205,10 +211,17 @@ sample_rss() {
     done
 }
 
-for target in store nginx s3gate; do
-    bench "4 KiB GET" "$target" --op get --size 4KiB --keys 64 --concurrency 16 --duration "$SMALL_SECS"
-    bench "64 MiB GET" "$target" --op get --size 64MiB --keys 4 --concurrency 4 --duration "$LARGE_SECS"
-    bench "64 MiB PUT" "$target" --op put --size 64MiB --concurrency 4 --duration "$LARGE_SECS"
+for round in $(seq "$ROUNDS"); do
+    log "round $round of $ROUNDS"
+    for target in store nginx s3gate; do
+        bench "4 KiB GET" "$target" --op get --size 4KiB --keys 64 --concurrency 16 --duration "$SMALL_SECS"
+    done
+    for target in store nginx s3gate; do
+        bench "64 MiB GET" "$target" --op get --size 64MiB --keys 4 --concurrency 4 --duration "$LARGE_SECS"
+    done
+    for target in store nginx s3gate; do
+        bench "64 MiB PUT" "$target" --op put --size 64MiB --concurrency 4 --duration "$LARGE_SECS"
+    done
 done
 
 # The memory test: a fresh peak (writing 5 to clear_refs resets VmHWM), then 16 clients each PUT
@@ -226,7 +239,16 @@ RSS_SAMPLES=$(wc -l <"$WORK/rss.txt")
 HWM=$(awk '/^VmHWM:/ { print $2 }' "/proc/$GATE_PID/status")
 
 # --- the report --------------------------------------------------------------------------------
-R="$WORK/results.jsonl"
+# One line per scenario and target: the median round by the scenario's key figure (ops/s for small
+# objects, MiB/s for large ones), with the range over all rounds.
+R="$WORK/median.jsonl"
+jq -c -s 'map(. + {key: (if .scenario == "4 KiB GET" then .total.ops_per_s else .total.mib_per_s end)})
+          | group_by([.scenario, .target])
+          | map(sort_by(.key) as $g
+                | $g[(($g | length) - 1) / 2 | floor]
+                + {seq: ($g | map(.seq) | min), rounds: ($g | length),
+                   range: "\($g[0].key)–\($g[-1].key)"})
+          | sort_by(.seq) | .[]' "$WORK/results.jsonl" >"$R"
 metric() { # scenario target jq-path
     jq -r --arg s "$1" --arg t "$2" "select(.scenario == \$s and .target == \$t) | $3 // 0" "$R"
 }
@@ -240,15 +262,17 @@ report() {
          "store data on $(df -P "$DATA_DIR" | awk 'NR == 2 { print $1 }');" \
          "$("$NGINX" -v 2>&1 | sed 's|.*/||; s|^|nginx |')$([ "$QUICK" = 1 ] && echo '; quick run')."
     echo
-    echo "| scenario | target | ops/s | MiB/s | p50 ms | p99 ms | max ms | errors | CPU proxy | CPU store | CPU bench | CPU softirq | CPU other |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    jq -r '[.scenario, .target, .total.ops_per_s, .total.mib_per_s, .total.p50_ms, .total.p99_ms,
+    echo "| scenario | target | ops/s | MiB/s | range | p50 ms | p99 ms | max ms | errors | CPU proxy | CPU store | CPU bench | CPU softirq | CPU other |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    jq -r '[.scenario, .target, .total.ops_per_s, .total.mib_per_s, .range, .total.p50_ms, .total.p99_ms,
             .total.max_ms, .total.errors,
             (if .cpu_proxy == null then "-" else "\(.cpu_proxy * 100 | round)%" end),
             "\(.cpu_store * 100 | round)%", "\(.cpu_bench * 100 | round)%",
             "\(.cpu_irq * 100 | round)%", "\(.cpu_other * 100 | round)%"]
            | "| " + (map(tostring) | join(" | ")) + " |"' "$R"
     echo
+    echo "Each line is the median of $ROUNDS round(s) by ops/s (4 KiB) or MiB/s (64 MiB); range is that figure's" \
+         "lowest–highest over the rounds."
     echo "CPU columns: share of one core over the bench run ($(nproc) cores = $(( $(nproc) * 100 ))%): user + system time of" \
          "the proxy, the store and the bench client; softirq (irq + softirq, mostly loopback TCP receive," \
          "charged to no process); other (all other processes and steal: should be near 0%)."
@@ -269,7 +293,7 @@ report() {
     echo "Memory test: VmRSS sampled every 100 ms ($RSS_SAMPLES samples): before $(mib "$RSS_BEFORE") MiB," \
          "peak $(mib "${RSS_PEAK:-0}") MiB; VmHWM after the test $(mib "${HWM:-0}") MiB."
     local errs
-    errs=$(jq -r 'select(.total.errors > 0) | "- \(.scenario) -> \(.target): \(.total.errors) errors, first: \(.total.first_error)"' "$R")
+    errs=$(jq -r 'select(.total.errors > 0) | "- \(.scenario) -> \(.target): \(.total.errors) errors, first: \(.total.first_error)"' "$WORK/results.jsonl")
     if [ -n "$errs" ]; then echo; echo "Errors:"; echo "$errs"; fi
 }
 
@@ -277,6 +301,6 @@ report >"$WORK/report.md"
 cat "$WORK/report.md"
 if [ -n "$OUT" ]; then
     cp "$WORK/report.md" "$OUT"
-    cp "$R" "${OUT%.md}.jsonl"
+    cp "$WORK/results.jsonl" "${OUT%.md}.jsonl"
     log "wrote $OUT and ${OUT%.md}.jsonl"
 fi
