@@ -35,7 +35,6 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::body::Body;
 use crate::config::ForwardConfig;
 use crate::metrics::{Metrics, Mode};
-use crate::net::CidrSet;
 use crate::server::Shutdown;
 use record::Record;
 
@@ -46,8 +45,9 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// drain sender, so "all clones dropped" is "every connection, tunnel and body is done".
 pub(crate) struct Forwarder {
     config: ForwardConfig,
-    /// `--allowed-source-subnet`, shared with the endpoint; empty allows every client.
-    sources: CidrSet,
+    /// `--allowed-source-subnet` (empty allows every client) and `--trusted-proxy`, shared with
+    /// the endpoint.
+    access: crate::config::AccessConfig,
     metrics: Metrics,
     /// `--audit-log`, shared with the endpoint: one record per tunnel or request.
     audit: Option<crate::audit::AuditLog>,
@@ -62,7 +62,7 @@ pub(crate) struct Forwarder {
 pub async fn serve(
     listener: TcpListener,
     config: ForwardConfig,
-    sources: CidrSet,
+    access: crate::config::AccessConfig,
     metrics: Metrics,
     audit: Option<crate::audit::AuditLog>,
     shutdown: Shutdown,
@@ -74,7 +74,7 @@ pub async fn serve(
     let (drain_tx, mut drained) = mpsc::channel::<()>(1);
     let (cut_tx, cut) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(config.max_tunnels));
-    let fwd = Arc::new(Forwarder { config, sources, metrics, audit, permits, cut, _drain: drain_tx });
+    let fwd = Arc::new(Forwarder { config, access, metrics, audit, permits, cut, _drain: drain_tx });
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
     let mut stop = shutdown.subscribe();
@@ -105,12 +105,24 @@ pub async fn serve(
 /// Serves one client connection; on shutdown, finishes the request in flight and closes.
 async fn connection(
     fwd: Arc<Forwarder>,
-    stream: TcpStream,
-    peer: SocketAddr,
+    mut stream: TcpStream,
+    tcp_peer: SocketAddr,
     builder: http1::Builder,
     mut stop: watch::Receiver<bool>,
 ) {
     let _open = fwd.metrics.connection_opened(Mode::Forward);
+    // Behind a trusted load balancer the client is who its PROXY protocol header says; nobody
+    // else is read for one.
+    let mut peer = tcp_peer;
+    if fwd.access.trusted_proxies.contains(tcp_peer.ip()) {
+        match crate::proxy_protocol::read_header(&mut stream, Duration::from_secs(5)).await {
+            Ok(header) => peer = header.and_then(|h| h.source).unwrap_or(tcp_peer),
+            Err(e) => {
+                tracing::warn!(target: "s3gate::forward", peer = %tcp_peer, error = %e, "trusted proxy sent no valid PROXY protocol header; connection closed");
+                return;
+            }
+        }
+    }
     let mut cut = fwd.cut.clone();
     let handler = fwd.clone();
     let svc = service_fn(move |req| {
@@ -144,7 +156,8 @@ impl Forwarder {
     /// Authenticates, then hands CONNECT to the tunnel and everything else to the exchange.
     async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let mut record = Record::new(peer, req.method(), self.metrics.clone(), self.audit.clone());
-        if !self.sources.is_empty() && !self.sources.contains(peer.ip()) {
+        let sources = &self.access.allowed_source_subnets;
+        if !sources.is_empty() && !sources.contains(peer.ip()) {
             return record.refuse(record::Refusal::Source);
         }
         match self.config.users.check(req.headers().get(http::header::PROXY_AUTHORIZATION)) {

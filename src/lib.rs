@@ -111,12 +111,11 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
     let mut forward_addr = None;
     if let Some((l, fc)) = forward_listener {
         forward_addr = Some(l.local_addr().map_err(|source| server::ServerError::Bind { addr: fc.listen, source })?);
-        let sources = config.access.allowed_source_subnets.clone();
         let grace = config.shutdown_grace;
         tasks.push(tokio::spawn(forward::serve(
             l,
             fc,
-            sources,
+            config.access.clone(),
             metrics.clone(),
             audit.clone(),
             shutdown.clone(),

@@ -260,3 +260,33 @@ async fn tunnels_and_refusals_are_in_the_audit_log() {
     assert_eq!(refused["destination"], "example.com:443");
     assert!(!text.contains(PASSWORD), "the audit log holds the proxy password");
 }
+
+#[tokio::test]
+async fn behind_a_trusted_load_balancer_the_proxy_protocol_names_the_client() {
+    let (echo, _e) = wire::echo_server().await;
+    let running = proxy_with(|a| {
+        a.trusted_proxy = vec!["127.0.0.1/32".into()];
+        a.allowed_source_subnet = vec!["10.1.0.0/16".into()];
+        a.forward.forward_allow = vec!["echo.test".into()];
+        a.forward.forward_connect_to = vec![format!("echo.test={echo}")];
+    })
+    .await;
+    let at = addr_of(&running);
+    let via_lb = |client: &'static str| async move {
+        let mut s = tokio::net::TcpStream::connect(at).await.expect("connect");
+        s.write_all(format!("PROXY TCP4 {client} 10.0.0.1 40000 3128\r\n").as_bytes()).await.expect("header");
+        s.write_all(b"CONNECT echo.test:443 HTTP/1.1\r\nHost: echo.test:443\r\n\r\n").await.expect("connect");
+        let mut buf = vec![0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.expect("answer").expect("read");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(via_lb("10.1.2.3").await.starts_with("HTTP/1.1 200"), "a client inside the subnet");
+    assert!(via_lb("192.168.1.1").await.starts_with("HTTP/1.1 403"), "a client outside it");
+    // Without a PROXY header a trusted peer is refused: the balancer always sends one.
+    let mut s = tokio::net::TcpStream::connect(at).await.expect("connect");
+    s.write_all(b"CONNECT echo.test:443 HTTP/1.1\r\nHost: echo.test:443\r\n\r\n").await.expect("connect");
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    assert!(!String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
+    running.stop().await;
+}
