@@ -8,7 +8,7 @@
 
 mod access;
 mod form_upload;
-mod headers;
+pub(crate) mod headers;
 pub mod payload;
 mod record;
 mod timeout;

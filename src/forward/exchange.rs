@@ -20,9 +20,6 @@ use super::traffic::{Direction, MeteredBody};
 use super::Forwarder;
 use crate::body::{self, Body};
 
-/// Hop-by-hop headers (RFC 9110 7.6.1): they describe one connection, never the request.
-const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"];
-
 pub async fn forward(fwd: Arc<Forwarder>, req: Request<Incoming>, mut record: Record) -> Response<Body> {
     let dest = match destination(req.uri()) {
         Ok(d) => d,
@@ -123,19 +120,7 @@ fn same_authority(a: &str, b: &str) -> bool {
 
 /// Removes hop-by-hop headers, the ones `Connection` names, and every `Proxy-*` header.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
-    }
+    crate::proxy::headers::remove_hop_by_hop(headers);
     let proxy: Vec<HeaderName> = headers.keys().filter(|k| k.as_str().starts_with("proxy-")).cloned().collect();
     for name in proxy {
         headers.remove(name);

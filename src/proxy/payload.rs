@@ -27,7 +27,7 @@ use crate::sigv4::{signatures_equal, SigV4Error};
 pub struct FailureSlot(Arc<Mutex<Option<S3Error>>>);
 
 impl FailureSlot {
-    pub(super) fn set(&self, e: S3Error) -> BoxError {
+    pub(crate) fn set(&self, e: S3Error) -> BoxError {
         let boxed: BoxError = Box::new(e.clone());
         if let Ok(mut slot) = self.0.lock() {
             slot.get_or_insert(e);

@@ -4,7 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
@@ -15,23 +15,8 @@ use crate::body::BoxError;
 use crate::error::{S3Error, S3ErrorCode};
 
 /// Where the file body records why it failed, for the handler to answer with that S3 error
-/// once the upstream PUT it cut short has failed.
-#[derive(Clone, Default, Debug)]
-pub struct PostFailure(Arc<Mutex<Option<S3Error>>>);
-
-impl PostFailure {
-    fn set(&self, e: S3Error) -> BoxError {
-        let boxed: BoxError = Box::new(e.clone());
-        if let Ok(mut slot) = self.0.lock() {
-            slot.get_or_insert(e);
-        }
-        boxed
-    }
-
-    pub fn take(&self) -> Option<S3Error> {
-        self.0.lock().ok().and_then(|mut s| s.take())
-    }
-}
+/// once the upstream PUT it cut short has failed: the proxy's own failure slot.
+pub use crate::proxy::payload::FailureSlot as PostFailure;
 
 /// How much of the request the parser may pull before the file part starts: the form fields
 /// (S3 allows 20 KiB of them) plus what the parser reads ahead of the file's first bytes.
