@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// Largest accepted difference between a request's date and now, in seconds [default: 900].
     #[arg(long, value_name = "SECONDS")]
     pub max_clock_skew: Option<u64>,
+    /// Check a signed body's SHA-256 in s3gate too, not only upstream: for S3-compatible
+    /// stores that ignore `x-amz-content-sha256` [default: false; AWS S3 checks it].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub verify_body_hash: Option<bool>,
     /// Upstream TCP+TLS connect timeout in seconds [default: 5].
     #[arg(long, value_name = "SECONDS")]
     pub upstream_connect_timeout: Option<u64>,
@@ -126,6 +130,7 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub max_clock_skew: Option<u64>,
+    pub verify_body_hash: Option<bool>,
     pub upstream_connect_timeout: Option<u64>,
     pub upstream_timeout: Option<u64>,
     pub shutdown_grace: Option<u64>,
@@ -223,6 +228,8 @@ pub struct Config {
     pub domains: Vec<String>,
     pub tls: Option<TlsFiles>,
     pub max_clock_skew: Duration,
+    /// Verify hex `x-amz-content-sha256` bodies in s3gate as well as upstream.
+    pub verify_body_hash: bool,
     pub shutdown_grace: Duration,
     /// Base URL of minted presigned URLs; `None`: the caller's Host (API) or listen address (CLI).
     pub public_url: Option<http::Uri>,
@@ -254,6 +261,7 @@ pub struct Resolved {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub max_clock_skew: u64,
+    pub verify_body_hash: bool,
     pub upstream_connect_timeout: u64,
     pub upstream_timeout: u64,
     pub shutdown_grace: u64,
@@ -329,6 +337,17 @@ impl Config {
             tls_cert: args.tls_cert.clone().or(e("TLS_CERT").map(PathBuf::from)).or(f.tls_cert),
             tls_key: args.tls_key.clone().or(e("TLS_KEY").map(PathBuf::from)).or(f.tls_key),
             max_clock_skew: args.max_clock_skew.or(num("MAX_CLOCK_SKEW")?).or(f.max_clock_skew).unwrap_or(900),
+            verify_body_hash: match args.verify_body_hash {
+                Some(v) => v,
+                None => match e("VERIFY_BODY_HASH").as_deref() {
+                    Some("true" | "1") => true,
+                    Some("false" | "0") => false,
+                    Some(other) => {
+                        return Err(invalid(format!("S3GATE_VERIFY_BODY_HASH: expected true or false, got {other:?}")))
+                    }
+                    None => f.verify_body_hash.unwrap_or(false),
+                },
+            },
             upstream_connect_timeout: args
                 .upstream_connect_timeout
                 .or(num("UPSTREAM_CONNECT_TIMEOUT")?)
@@ -447,6 +466,7 @@ impl Config {
             domains: r.domain.iter().map(|d| d.to_ascii_lowercase()).collect(),
             tls,
             max_clock_skew: Duration::from_secs(r.max_clock_skew),
+            verify_body_hash: r.verify_body_hash,
             shutdown_grace: Duration::from_secs(r.shutdown_grace),
             public_url,
             storage_class,

@@ -222,10 +222,18 @@ impl Gateway {
                 headers::set_content_length(&mut headers, content_length);
                 (body::boxed(incoming), sigv4::UNSIGNED_PAYLOAD.to_owned())
             }
-            PayloadMode::Sha256(hash) => {
+            // The same hash goes upstream, which checks the body against it (AWS S3 does), so
+            // the body stays bound to the client's signature without s3gate hashing it again.
+            // `--verify-body-hash` adds s3gate's own check for stores that do not; a body read
+            // whole for a policy check (DeleteObjects) is always checked here.
+            PayloadMode::Sha256(hash) if self.config.verify_body_hash || s3.operation() == "DeleteObjects" => {
                 headers::set_content_length(&mut headers, content_length);
                 let b = Sha256Body::new(incoming, *hash, content_length, slot);
                 (body::boxed(b), hex::encode(hash))
+            }
+            PayloadMode::Sha256(hash) => {
+                headers::set_content_length(&mut headers, content_length);
+                (body::boxed(incoming), hex::encode(hash))
             }
             PayloadMode::StreamingSigned { trailer } => {
                 let signing = ChunkSigning::Signed {

@@ -47,7 +47,8 @@ pub enum Side {
 pub struct IdleTimeout<B> {
     inner: B,
     limit: Duration,
-    sleep: Pin<Box<Sleep>>,
+    /// Armed only once the body has to wait: a body whose frames are ready costs no timer.
+    sleep: Option<Pin<Box<Sleep>>>,
     side: Side,
     slot: Option<FailureSlot>,
     sent: Option<BodySent>,
@@ -67,7 +68,7 @@ impl<B> IdleTimeout<B> {
     }
 
     fn new(inner: B, limit: Duration, side: Side, slot: Option<FailureSlot>, sent: Option<BodySent>) -> Self {
-        Self { inner, limit, sleep: Box::pin(tokio::time::sleep(limit)), side, slot, sent, done: false }
+        Self { inner, limit, sleep: None, side, slot, sent, done: false }
     }
 }
 
@@ -85,8 +86,9 @@ where
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(item) => {
-                let deadline = Instant::now() + this.limit;
-                this.sleep.as_mut().reset(deadline);
+                if let Some(sleep) = this.sleep.as_mut() {
+                    sleep.as_mut().reset(Instant::now() + this.limit);
+                }
                 if item.is_none() {
                     this.done = true;
                     if let Some(sent) = &this.sent {
@@ -95,28 +97,30 @@ where
                 }
                 Poll::Ready(item)
             }
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    this.done = true;
-                    let secs = this.limit.as_secs();
-                    let err: BoxError = match this.side {
-                        Side::ClientBody => {
-                            let e = S3Error::new(
-                                S3ErrorCode::RequestTimeout,
-                                "Your socket connection to the server was not read from or written to within the \
+            Poll::Pending => {
+                match this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(this.limit))).as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.done = true;
+                        let secs = this.limit.as_secs();
+                        let err: BoxError = match this.side {
+                            Side::ClientBody => {
+                                let e = S3Error::new(
+                                    S3ErrorCode::RequestTimeout,
+                                    "Your socket connection to the server was not read from or written to within the \
                                  timeout period.",
-                            );
-                            match &this.slot {
-                                Some(slot) => slot.set(e),
-                                None => Box::new(e),
+                                );
+                                match &this.slot {
+                                    Some(slot) => slot.set(e),
+                                    None => Box::new(e),
+                                }
                             }
-                        }
-                        Side::UpstreamBody => format!("upstream response body idle for {secs}s").into(),
-                    };
-                    Poll::Ready(Some(Err(err)))
+                            Side::UpstreamBody => format!("upstream response body idle for {secs}s").into(),
+                        };
+                        Poll::Ready(Some(Err(err)))
+                    }
+                    Poll::Pending => Poll::Pending,
                 }
-                Poll::Pending => Poll::Pending,
-            },
+            }
         }
     }
 

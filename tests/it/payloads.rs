@@ -31,21 +31,51 @@ async fn hex_sha256_body_is_forwarded_and_stored() {
     assert_eq!(get_bytes(&gw.upstream.direct_client(), "hex", "obj").await, data);
 }
 
-#[tokio::test]
-async fn body_not_matching_the_signed_hash_stores_nothing() {
-    let gw = Gateway::start().await;
-    bucket(&gw, "bound").await;
+/// A PUT whose last byte differs from the body its signed hash covers.
+fn tampered_put(gw: &Gateway, path: &str) -> (http::Request<()>, Vec<u8>) {
     let signed = pattern(200_000, 1);
     let mut sent = signed.clone();
-    sent[199_999] ^= 0xff; // the very last byte differs
-    let mut req = raw::request("PUT", gw.addr(), "/bound/obj");
+    sent[199_999] ^= 0xff;
+    let mut req = raw::request("PUT", gw.addr(), path);
     req.headers_mut().insert("content-length", header(&sent.len().to_string()));
     raw::sign(&mut req, &sha256_hex(&signed), SystemTime::now(), CLIENT_SECRET);
+    (req, sent)
+}
+
+#[tokio::test]
+async fn body_not_matching_the_signed_hash_stores_nothing() {
+    // By default the hash goes upstream with the body, and the upstream refuses the mismatch.
+    let gw = Gateway::start().await;
+    bucket(&gw, "bound").await;
+    let (req, sent) = tampered_put(&gw, "/bound/obj");
+    let resp = raw::send(req, sent).await;
+    assert!(resp.status.is_client_error() || resp.status.is_server_error(), "{}", resp.body);
+    assert!(!exists(&gw.upstream.direct_client(), "bound", "obj").await);
+    assert!(gw.upstream.stored_paths("bound/obj").is_empty());
+}
+
+#[tokio::test]
+async fn with_verify_body_hash_s3gate_itself_refuses_a_mismatch_before_the_upstream_has_it_all() {
+    // An upstream that checks nothing: only s3gate stands between the body and the store.
+    let recorder = crate::support::recorder::Recorder::ok().await;
+    let gw = Gateway::start_with(|a| {
+        a.upstream = Some(recorder.url());
+        a.verify_body_hash = Some(true);
+    })
+    .await;
+    let (req, sent) = tampered_put(&gw, "/bound/obj");
     let resp = raw::send(req, sent).await;
     assert_eq!(resp.status, 400, "{}", resp.body);
     assert_eq!(resp.code(), "XAmzContentSHA256Mismatch");
-    assert!(!exists(&gw.upstream.direct_client(), "bound", "obj").await);
-    assert!(gw.upstream.stored_paths("bound/obj").is_empty());
+    assert!(recorder.requests().is_empty(), "the upstream received a whole request: {:?}", recorder.requests());
+    // An intact body passes.
+    let data = pattern(1000, 2);
+    let mut req = raw::request("PUT", gw.addr(), "/bound/ok");
+    req.headers_mut().insert("content-length", header(&data.len().to_string()));
+    raw::sign(&mut req, &sha256_hex(&data), SystemTime::now(), CLIENT_SECRET);
+    assert_eq!(raw::send(req, data.clone()).await.status, 200);
+    assert_eq!(recorder.requests().len(), 1);
+    assert_eq!(recorder.requests()[0].body.as_ref(), data.as_slice());
 }
 
 #[tokio::test]

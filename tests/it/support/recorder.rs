@@ -64,7 +64,13 @@ impl Recorder {
                         let seen = seen.clone();
                         async move {
                             let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            // An incomplete body is a request never made: a real server
+                            // acts on nothing that did not arrive whole.
+                            let Ok(body) = body.collect().await.map(|c| c.to_bytes()) else {
+                                let mut resp = Response::new(Full::new(Bytes::new()));
+                                *resp.status_mut() = StatusCode::BAD_REQUEST;
+                                return Ok::<_, std::convert::Infallible>(resp);
+                            };
                             let rec = Recorded {
                                 method: parts.method,
                                 target: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
