@@ -8,11 +8,6 @@ use clap::{Parser, Subcommand};
 use rand::distributions::{Alphanumeric, DistString};
 
 use s3gate::config::{Config, ServeArgs};
-
-/// A proxy allocates and frees small buffers and headers on every request; mimalloc does that
-/// with less CPU and less fragmentation than the system allocator.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use s3gate::credentials::Credential;
 
 #[derive(Debug, Parser)]
