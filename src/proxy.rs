@@ -34,6 +34,46 @@ use payload::{AwsChunkedBody, ChunkedOutput, FailureSlot, Sha256Body};
 use record::{Counting, RequestContext};
 use timeout::{BodySent, IdleTimeout};
 
+/// What the checks on a request's head decided.
+enum Next {
+    /// s3gate answers itself (health check, presign API).
+    Respond(Response<Body>),
+    /// A browser form upload to this bucket.
+    PostObject(String),
+    /// Authenticated and authorized: forward it.
+    Forward(Verified),
+}
+
+/// Reads and discards a refused request's body, up to a limit, before the answer goes out, so
+/// the client gets to read it (see `Gateway::process`). A client that sent
+/// `Expect: 100-continue` has not sent its body and will not: nothing is read then.
+async fn drain(body: Incoming, expects_continue: bool) {
+    /// Past this the connection is closed anyway: nobody is owed an unbounded read.
+    const LIMIT: usize = 8 * 1024 * 1024;
+    if expects_continue || http_body::Body::is_end_stream(&body) {
+        return;
+    }
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut read = 0usize;
+    let deadline = tokio::time::sleep(std::time::Duration::from_secs(2));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            frame = body.frame() => match frame {
+                Some(Ok(f)) => {
+                    read += f.data_ref().map_or(0, |d| d.len());
+                    if read > LIMIT {
+                        break;
+                    }
+                }
+                _ => break,
+            },
+            () = &mut deadline => break,
+        }
+    }
+}
+
 /// A request on its way upstream, before it is signed: kept unsigned so that a request that
 /// has to go to another region can be signed again.
 struct Outgoing {
@@ -83,20 +123,63 @@ impl Gateway {
         record::finish_with(resp, ctx, self.metrics.clone(), self.audit.clone())
     }
 
-    async fn process(&self, mut req: Request<Incoming>, ctx: &mut RequestContext) -> Result<Response<Body>, S3Error> {
-        if let Some(resp) = builtin_route(&req) {
-            return Ok(resp);
+    /// Every check that needs only the request head runs first; the body is taken only to be
+    /// forwarded. A request refused before that has its body read and discarded (up to a limit)
+    /// before the answer goes out, so the client reads the error instead of a reset connection:
+    /// hyper closes a connection whose request body was left unread, and closing a socket with
+    /// unread data in it makes the kernel answer with RST, which can destroy the response.
+    async fn process(&self, req: Request<Incoming>, ctx: &mut RequestContext) -> Result<Response<Body>, S3Error> {
+        let (parts, incoming) = req.into_parts();
+        let expects_continue = parts
+            .headers
+            .get(header::EXPECT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        let mut head = Request::from_parts(parts, ());
+        let next = match self.check(&mut head, ctx) {
+            Ok(next) => next,
+            Err(e) => {
+                drain(incoming, expects_continue).await;
+                return Err(e);
+            }
+        };
+        let (parts, ()) = head.into_parts();
+        let req = Request::from_parts(parts, incoming);
+        match next {
+            Next::Respond(resp) => {
+                drain(req.into_body(), expects_continue).await;
+                Ok(resp)
+            }
+            Next::PostObject(bucket) => self.post_object(req, &bucket, ctx).await,
+            Next::Forward(verified) => {
+                let s3 = ctx.s3.as_ref().ok_or_else(internal)?;
+                let route = self.router.route(s3.bucket.as_deref());
+                ctx.route = Some(route.name.clone());
+                let slot = FailureSlot::default();
+                let sent = BodySent::default();
+                let outgoing = self.upstream_request(req, s3, &verified, route, ctx, slot.clone(), sent.clone())?;
+                let outgoing = self.policy_body_checks(outgoing, s3, &verified, ctx).await?;
+                let resp = self.forward(outgoing, s3, route, &slot, &sent).await?;
+                Ok(response_filter(resp, &ctx.request_id, self.config.upstream.idle_timeout))
+            }
+        }
+    }
+
+    /// Network rules, classification, authentication and policy: all from the request head.
+    fn check(&self, req: &mut Request<()>, ctx: &mut RequestContext) -> Result<Next, S3Error> {
+        if let Some(resp) = builtin_route(req) {
+            return Ok(Next::Respond(resp));
         }
         if !access::source_allowed(&self.config.access, ctx.client.ip()) {
             self.metrics.network_denied(Mode::Endpoint, "source_subnet");
             return Err(access::access_denied());
         }
-        ensure_host_header(&mut req)?;
+        ensure_host_header(req)?;
         if req.uri().path() == crate::presign::api::API_PATH && req.method() == Method::GET {
-            return self.presign_api(&req, ctx);
+            return self.presign_api(req, ctx).map(Next::Respond);
         }
-        let s3 = self.request_filter(&req)?;
-        if !access::endpoint_allowed(&self.config.access, host_of(&req).unwrap_or_default(), &s3) {
+        let s3 = self.request_filter(req)?;
+        if !access::endpoint_allowed(&self.config.access, host_of(req).unwrap_or_default(), &s3) {
             self.metrics.network_denied(Mode::Endpoint, "endpoint");
             ctx.s3 = Some(s3);
             return Err(access::access_denied());
@@ -105,25 +188,18 @@ impl Gateway {
             // A browser form: its authentication is the signed policy inside the body.
             let bucket = s3.bucket.clone().unwrap_or_default();
             ctx.s3 = Some(s3);
-            return self.post_object(req, &bucket, ctx).await;
+            return Ok(Next::PostObject(bucket));
         }
         ctx.s3 = Some(s3);
-        let verified = self.authenticate(&req).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
+        let verified = self.authenticate(req).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
         ctx.access_key_id = Some(verified.access_key_id.clone());
         let s3 = ctx.s3.as_ref().ok_or_else(internal)?;
-        self.authorize(&req, s3, &verified, ctx).inspect_err(|_| self.metrics.policy_denied(s3.action))?;
-        let route = self.router.route(s3.bucket.as_deref());
-        ctx.route = Some(route.name.clone());
-        let slot = FailureSlot::default();
-        let sent = BodySent::default();
-        let outgoing = self.upstream_request(req, s3, &verified, route, ctx, slot.clone(), sent.clone())?;
-        let outgoing = self.policy_body_checks(outgoing, s3, &verified, ctx).await?;
-        let resp = self.forward(outgoing, s3, route, &slot, &sent).await?;
-        Ok(response_filter(resp, &ctx.request_id, self.config.upstream.idle_timeout))
+        self.authorize(req, s3, &verified, ctx).inspect_err(|_| self.metrics.policy_denied(s3.action))?;
+        Ok(Next::Forward(verified))
     }
 
     /// Phase 1: classify once into action, bucket and key.
-    fn request_filter(&self, req: &Request<Incoming>) -> Result<S3Request, S3Error> {
+    fn request_filter<B>(&self, req: &Request<B>) -> Result<S3Request, S3Error> {
         let host = host_of(req).unwrap_or_default();
         s3_request::classify(
             req.method(),
@@ -144,7 +220,7 @@ impl Gateway {
     }
 
     /// Phase 2: SigV4, header or presigned form, against the credentials s3gate issued.
-    fn authenticate(&self, req: &Request<Incoming>) -> Result<Verified, S3Error> {
+    fn authenticate<B>(&self, req: &Request<B>) -> Result<Verified, S3Error> {
         let keys = &self.config.keys;
         let lookup = |akid: &str| keys.secret(akid);
         let now = time::OffsetDateTime::now_utc();
@@ -171,9 +247,9 @@ impl Gateway {
 
     /// Phase 3: the credential's policy, if it has one. Denied requests never reach the
     /// upstream (a denied PUT's body is not read).
-    fn authorize(
+    fn authorize<B>(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<B>,
         s3: &S3Request,
         verified: &Verified,
         ctx: &RequestContext,
@@ -440,7 +516,7 @@ fn response_filter(resp: Response<Incoming>, request_id: &str, idle: std::time::
 }
 
 /// Answers that never reach the upstream and need no signature.
-fn builtin_route(req: &Request<Incoming>) -> Option<Response<Body>> {
+fn builtin_route<B>(req: &Request<B>) -> Option<Response<Body>> {
     if req.uri().path() == "/_s3gate/health" && matches!(*req.method(), Method::GET | Method::HEAD) {
         let mut resp = Response::new(body::full("ok\n"));
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));

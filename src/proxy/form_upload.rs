@@ -28,11 +28,7 @@ impl Gateway {
     /// `GET /_s3gate/presign?bucket=&key=&method=&expires=`: SigV4-authenticated like any
     /// request; the caller can only mint what its own policy allows, signed with its own
     /// credential (so revoking the credential revokes its URLs).
-    pub(super) fn presign_api(
-        &self,
-        req: &Request<Incoming>,
-        ctx: &mut RequestContext,
-    ) -> Result<Response<Body>, S3Error> {
+    pub(super) fn presign_api<B>(&self, req: &Request<B>, ctx: &mut RequestContext) -> Result<Response<Body>, S3Error> {
         let verified = self.authenticate(req).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
         ctx.access_key_id = Some(verified.access_key_id.clone());
         let mint = crate::presign::api::api_request(req.uri().query())?;
@@ -56,7 +52,7 @@ impl Gateway {
         Ok(crate::presign::api::api_response(&minted))
     }
 
-    fn public_url(&self, req: &Request<Incoming>, ctx: &RequestContext) -> Result<http::Uri, S3Error> {
+    fn public_url<B>(&self, req: &Request<B>, ctx: &RequestContext) -> Result<http::Uri, S3Error> {
         match &self.config.public_url {
             Some(url) => Ok(url.clone()),
             None => Ok(crate::presign::public_url_from_host(host_of(req).unwrap_or_default(), ctx.secure)?),
