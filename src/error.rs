@@ -121,11 +121,18 @@ pub struct S3Error {
     pub code: S3ErrorCode,
     pub message: Cow<'static, str>,
     pub resource: Option<String>,
+    /// Further elements S3 puts in this error, in order (`<HeadersNotSigned>`).
+    pub details: Vec<(&'static str, String)>,
 }
 
 impl S3Error {
     pub fn new(code: S3ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { code, message: message.into(), resource: None }
+        Self { code, message: message.into(), resource: None, details: Vec::new() }
+    }
+
+    pub fn with_detail(mut self, element: &'static str, value: impl Into<String>) -> Self {
+        self.details.push((element, value.into()));
+        self
     }
 
     pub fn with_resource(mut self, resource: impl Into<String>) -> Self {
@@ -149,6 +156,15 @@ impl S3Error {
             xml.push_str("<Resource>");
             xml_escape_into(&mut xml, resource);
             xml.push_str("</Resource>");
+        }
+        for (element, value) in &self.details {
+            xml.push('<');
+            xml.push_str(element);
+            xml.push('>');
+            xml_escape_into(&mut xml, value);
+            xml.push_str("</");
+            xml.push_str(element);
+            xml.push('>');
         }
         xml.push_str("<RequestId>");
         xml_escape_into(&mut xml, request_id);
@@ -218,6 +234,14 @@ impl From<crate::sigv4::SigV4Error> for S3Error {
                 format!("You did not provide the number of bytes specified by the Content-Length HTTP header: {m}"),
             ),
             E::InvalidChunk(m) => Self::new(C::IncompleteBody, format!("Invalid aws-chunked body: {m}")),
+            E::HeadersNotSigned(names) => {
+                Self::new(C::AccessDenied, "There were headers present in the request which were not signed")
+                    .with_detail("HeadersNotSigned", names.join(", "))
+            }
+            E::UnsupportedSigV2 => Self::new(
+                C::InvalidRequest,
+                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
+            ),
             E::ContentSha256Mismatch => Self::new(
                 C::XAmzContentSHA256Mismatch,
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",

@@ -33,7 +33,7 @@ pub use authorization::verify_header_auth;
 pub use canonical::{canonical_query, canonical_request, canonical_uri};
 pub use chunked::{ChunkSigning, ChunkedDecoder, Decoded};
 pub use payload::{PayloadHash, PayloadMode};
-pub use presign::{is_presigned, presign_query, verify_presigned};
+pub use presign::{is_presigned, is_sigv2_query, presign_query, verify_presigned};
 pub use sign::{sign_upstream, SignError};
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -73,6 +73,13 @@ pub enum SigV4Error {
     InvalidChunk(String),
     #[error("the body does not match the signed x-amz-content-sha256")]
     ContentSha256Mismatch,
+    /// `x-amz-*` headers that the client sent but did not sign. S3 refuses them: an unsigned
+    /// header could be added by anyone who captured the request or holds a presigned URL.
+    #[error("there were headers present in the request which were not signed")]
+    HeadersNotSigned(Vec<String>),
+    /// Signature Version 2 (`Authorization: AWS ...`, `AWSAccessKeyId=` in a query or form).
+    #[error("the authorization mechanism you have provided is not supported; use AWS4-HMAC-SHA256")]
+    UnsupportedSigV2,
 }
 
 /// The credential scope: `YYYYMMDD/region/service/aws4_request`.
@@ -146,6 +153,9 @@ pub struct Verified {
     /// For presigned requests: `Unsigned` unless the client sent `x-amz-content-sha256`.
     pub payload: PayloadMode,
     pub presigned: bool,
+    /// The headers the signature covers, lower case. Only these (and a short list of standard
+    /// headers S3 accepts unsigned) are forwarded: see `proxy::headers::forwardable`.
+    pub signed_headers: Vec<String>,
 }
 
 /// By hand so that a `{:?}` of a verified request cannot put its signature in a log.
@@ -159,6 +169,7 @@ impl fmt::Debug for Verified {
             .field("signing_key", &self.signing_key)
             .field("payload", &self.payload)
             .field("presigned", &self.presigned)
+            .field("signed_headers", &self.signed_headers)
             .finish()
     }
 }
@@ -209,6 +220,32 @@ pub(crate) fn parse_amz_date(value: &str) -> Option<OffsetDateTime> {
 /// The RFC 1123 `Date` header, which S3 accepts when `x-amz-date` is absent.
 pub(crate) fn parse_http_date(value: &str) -> Option<OffsetDateTime> {
     PrimitiveDateTime::parse(value.trim(), HTTP_DATE_FORMAT).ok().map(PrimitiveDateTime::assume_utc)
+}
+
+/// `x-amz-*` headers whose values the signature binds even when SignedHeaders does not list
+/// them: the canonical request ends with the payload hash, and the string to sign carries the
+/// request time. Changing either breaks the signature, so neither can be slipped in.
+const BOUND_UNLISTED: &[&str] = &["x-amz-content-sha256", "x-amz-date"];
+
+/// Refuses `x-amz-*` headers that the signature does not cover, as S3 does, after the
+/// signature itself was found good (so an unauthenticated caller learns nothing from it).
+/// Without this, whoever holds a presigned PUT URL, or replays a captured request within the
+/// skew window, could add `x-amz-copy-source`, `x-amz-acl` or `x-amz-tagging` and have
+/// s3gate's own upstream signature vouch for them.
+pub(crate) fn check_all_amz_headers_signed(headers: &http::HeaderMap, signed: &[String]) -> Result<(), SigV4Error> {
+    let mut unsigned: Vec<String> = headers
+        .keys()
+        .map(http::HeaderName::as_str)
+        .filter(|name| name.starts_with("x-amz-") && !BOUND_UNLISTED.contains(name))
+        .filter(|name| !signed.iter().any(|s| s.eq_ignore_ascii_case(name)))
+        .map(str::to_owned)
+        .collect();
+    if unsigned.is_empty() {
+        return Ok(());
+    }
+    unsigned.sort();
+    unsigned.dedup();
+    Err(SigV4Error::HeadersNotSigned(unsigned))
 }
 
 /// Whether two instants are further apart than `limit`, in either direction.

@@ -32,8 +32,32 @@ const REPLACED: &[&str] = &[
     "x-amz-decoded-content-length",
 ];
 
-/// The client's headers minus hop-by-hop, auth and the ones each payload mode rewrites.
-pub fn forwardable(client: &HeaderMap) -> HeaderMap {
+/// Standard headers S3 itself accepts without a signature, forwarded even when the client did
+/// not sign them (a browser adds `Content-Type` to a presigned PUT, for one). Each either
+/// describes the object as S3 stores it or narrows what the request does; none changes which
+/// operation runs or who may see the object. `content-md5` is here because it can only make
+/// S3 refuse a body, never accept another one. Every other header goes upstream only if the
+/// client's signature covers it, and every `x-amz-*` header must be signed (the verifier refuses
+/// the request otherwise).
+pub const FORWARDED_UNSIGNED: &[&str] = &[
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "content-md5",
+    "content-type",
+    "expires",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-unmodified-since",
+    "range",
+    "user-agent",
+];
+
+/// The client's headers that go upstream: those its signature covers (`signed`, lower case)
+/// and [`FORWARDED_UNSIGNED`], minus hop-by-hop, auth and the ones each payload mode rewrites.
+pub fn forwardable(client: &HeaderMap, signed: &[String]) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(client.len());
     let named_in_connection: Vec<String> = client
         .get_all(header::CONNECTION)
@@ -45,6 +69,9 @@ pub fn forwardable(client: &HeaderMap) -> HeaderMap {
     for (name, value) in client {
         let n = name.as_str();
         if HOP_BY_HOP.contains(&n) || REPLACED.contains(&n) || named_in_connection.iter().any(|c| c == n) {
+            continue;
+        }
+        if !FORWARDED_UNSIGNED.contains(&n) && !signed.iter().any(|s| s == n) {
             continue;
         }
         out.append(name.clone(), value.clone());
@@ -169,9 +196,30 @@ mod tests {
         h.insert("x-amz-meta-a", HeaderValue::from_static("b"));
         h.insert("range", HeaderValue::from_static("bytes=0-1"));
         h.insert("expect", HeaderValue::from_static("100-continue"));
-        let out = forwardable(&h);
+        let signed = ["host", "x-amz-meta-a", "x-private", "connection", "expect"].map(String::from);
+        let out = forwardable(&h, &signed);
         assert_eq!(out.len(), 2);
         assert!(out.contains_key("x-amz-meta-a") && out.contains_key("range"));
+    }
+
+    #[test]
+    fn only_signed_headers_and_the_standard_unsigned_ones_are_forwarded() {
+        let mut h = HeaderMap::new();
+        for (name, value) in [
+            ("x-amz-meta-a", "signed"),
+            ("x-custom", "unsigned"),
+            ("origin", "https://app.example"),
+            ("content-type", "image/png"),
+            ("if-match", "\"e\""),
+            ("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg=="),
+            ("x-forwarded-for", "10.0.0.1"),
+        ] {
+            h.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+        }
+        let out = forwardable(&h, &["host".to_owned(), "x-amz-meta-a".to_owned()]);
+        let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-md5", "content-type", "if-match", "x-amz-meta-a"]);
     }
 
     #[test]

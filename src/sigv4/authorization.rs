@@ -5,8 +5,8 @@ use http::{HeaderMap, Method};
 use time::OffsetDateTime;
 
 use super::{
-    canonical_request, format_amz_date, parse_amz_date, parse_hex32, parse_http_date, signatures_equal, string_to_sign,
-    too_far_apart, PayloadMode, Scope, SigV4Error, SigningKey, Verified, ALGORITHM,
+    canonical_request, check_all_amz_headers_signed, format_amz_date, parse_amz_date, parse_hex32, parse_http_date,
+    signatures_equal, string_to_sign, too_far_apart, PayloadMode, Scope, SigV4Error, SigningKey, Verified, ALGORITHM,
 };
 use crate::credentials::SecretKey;
 
@@ -57,6 +57,10 @@ pub(crate) fn parse_signed_headers(value: &str) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
+pub(crate) fn lowercase(names: Vec<String>) -> Vec<String> {
+    names.into_iter().map(|n| n.to_ascii_lowercase()).collect()
+}
+
 fn malformed(reason: impl Into<String>) -> SigV4Error {
     SigV4Error::AuthorizationHeaderMalformed(reason.into())
 }
@@ -64,6 +68,9 @@ fn malformed(reason: impl Into<String>) -> SigV4Error {
 /// Parses the header. Accepts `, ` or `,` between the three fields, in any order.
 pub(crate) fn parse_authorization(value: &str, service: &str) -> Result<Claim, SigV4Error> {
     let Some(fields) = value.strip_prefix(ALGORITHM).and_then(|r| r.strip_prefix(' ')) else {
+        if value.starts_with("AWS ") {
+            return Err(SigV4Error::UnsupportedSigV2);
+        }
         return Err(malformed("the authorization algorithm must be AWS4-HMAC-SHA256"));
     };
     let (mut credential, mut signed, mut signature) = (None, None, None);
@@ -184,6 +191,7 @@ pub(crate) fn verify_header_auth_for(
     if !signatures_equal(&signature, &claim.signature) {
         return Err(SigV4Error::SignatureDoesNotMatch);
     }
+    check_all_amz_headers_signed(req.headers, &claim.signed_headers)?;
     Ok(Verified {
         access_key_id: claim.access_key_id,
         scope: claim.scope,
@@ -192,6 +200,7 @@ pub(crate) fn verify_header_auth_for(
         signing_key,
         payload,
         presigned: false,
+        signed_headers: lowercase(claim.signed_headers),
     })
 }
 

@@ -5,13 +5,14 @@ use http::header::HOST;
 use percent_encoding::percent_decode_str;
 use time::OffsetDateTime;
 
-use super::authorization::{parse_credential, parse_signed_headers, single_header, Request};
+use super::authorization::{lowercase, parse_credential, parse_signed_headers, single_header, Request};
 use super::canonical::{
     assemble, canonical_request, canonical_uri, encode_query_bytes, join_params, push_trimmed, raw_params,
 };
 use super::{
-    format_amz_date, parse_amz_date, parse_hex32, signatures_equal, string_to_sign, too_far_apart, PayloadMode, Scope,
-    SigV4Error, SigningKey, Verified, ALGORITHM, MAX_PRESIGN_EXPIRES, UNSIGNED_PAYLOAD,
+    check_all_amz_headers_signed, format_amz_date, parse_amz_date, parse_hex32, signatures_equal, string_to_sign,
+    too_far_apart, PayloadMode, Scope, SigV4Error, SigningKey, Verified, ALGORITHM, MAX_PRESIGN_EXPIRES,
+    UNSIGNED_PAYLOAD,
 };
 use crate::credentials::SecretKey;
 
@@ -28,6 +29,15 @@ fn query_error(reason: impl Into<String>) -> SigV4Error {
 pub fn is_presigned(raw_query: Option<&str>) -> bool {
     raw_query
         .is_some_and(|q| raw_params(q).any(|(name, _)| percent_decode_str(name).decode_utf8_lossy() == AUTH_PARAMS[0]))
+}
+
+/// Whether the query carries a Signature Version 2 presigned URL (`AWSAccessKeyId=...&
+/// Signature=...`), which S3 no longer accepts and neither does s3gate: the caller gets an
+/// error that names SigV4 rather than "anonymous access".
+pub fn is_sigv2_query(raw_query: Option<&str>) -> bool {
+    raw_query.is_some_and(|q| {
+        raw_params(q).any(|(name, _)| percent_decode_str(name).decode_utf8_lossy() == "AWSAccessKeyId")
+    })
 }
 
 /// The decoded values of [`AUTH_PARAMS`]; each must appear exactly once.
@@ -90,11 +100,12 @@ pub(crate) fn verify_presigned_for(
         return Err(query_error("the credential date does not match X-Amz-Date"));
     }
     let limit = max_expires.min(MAX_PRESIGN_EXPIRES).as_secs();
+    // Zero parses: S3 answers such a URL "Request has expired", as below, not a parse error.
     let expires: u64 = expires
         .parse()
         .ok()
-        .filter(|e| (1..=limit).contains(e))
-        .ok_or_else(|| query_error(format!("X-Amz-Expires must be between 1 and {limit}")))?;
+        .filter(|e| *e <= limit)
+        .ok_or_else(|| query_error(format!("X-Amz-Expires must be between 0 and {limit}")))?;
     let signed_headers = parse_signed_headers(&signed).map_err(query_error)?;
     let claimed = parse_hex32(&signature).ok_or_else(|| query_error("X-Amz-Signature must be 64 hex"))?;
     if !req.headers.contains_key(HOST) {
@@ -109,7 +120,7 @@ pub(crate) fn verify_presigned_for(
     }
     // `expires` is at most seven days, so this only overflows at the end of year 9999.
     let expiry = date.checked_add(time::Duration::seconds(i64::try_from(expires).unwrap_or(0)));
-    if expiry.is_some_and(|expiry| now > expiry) {
+    if expires == 0 || expiry.is_some_and(|expiry| now > expiry) {
         return Err(SigV4Error::RequestExpired);
     }
 
@@ -127,6 +138,7 @@ pub(crate) fn verify_presigned_for(
     if !signatures_equal(&computed, &claimed) {
         return Err(SigV4Error::SignatureDoesNotMatch);
     }
+    check_all_amz_headers_signed(req.headers, &signed_headers)?;
     Ok(Verified {
         access_key_id,
         scope,
@@ -135,6 +147,7 @@ pub(crate) fn verify_presigned_for(
         signing_key,
         payload: payload.unwrap_or(PayloadMode::Unsigned),
         presigned: true,
+        signed_headers: lowercase(signed_headers),
     })
 }
 

@@ -104,6 +104,7 @@ fn secrets_never_show_in_debug_output() {
         signing_key: key,
         payload: PayloadMode::Unsigned,
         presigned: false,
+        signed_headers: vec!["host".into()],
     };
     let shown = format!("{verified:?}");
     assert!(!shown.contains("abab") && !shown.contains("171, 171"), "{shown}");

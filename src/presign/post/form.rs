@@ -59,6 +59,9 @@ pub(super) fn check(
     now: OffsetDateTime,
     max_skew: std::time::Duration,
 ) -> Result<Checked, S3Error> {
+    if form.get("awsaccesskeyid").is_some() || form.get("signature").is_some() {
+        return Err(SigV4Error::UnsupportedSigV2.into());
+    }
     let Some(policy_b64) = form.get("policy") else {
         return Err(S3Error::new(S3ErrorCode::AccessDenied, "Anonymous access is not allowed; sign the policy."));
     };
@@ -118,8 +121,8 @@ fn verify_signature(
 }
 
 /// The key with `${filename}` replaced by the file's base name (old browsers send a full
-/// path). Refused if empty, too long, or with a `.`/`..` segment, which the gateway refuses in
-/// paths for the same reason: a normaliser on the way could make it another object.
+/// path). Refused if empty or too long. `.` and `..` segments are literal parts of the key, as
+/// everywhere in S3 and in s3gate.
 fn object_key(template: &str, filename: Option<&str>) -> Result<String, S3Error> {
     let base = filename.map(|f| f.rsplit(['/', '\\']).next().unwrap_or(f)).unwrap_or("");
     let key = template.replace("${filename}", base);
@@ -129,9 +132,6 @@ fn object_key(template: &str, filename: Option<&str>) -> Result<String, S3Error>
     }
     if key.len() > 1024 {
         return Err(refuse("Your key is too long: at most 1024 bytes."));
-    }
-    if key.split('/').any(|s| s == "." || s == "..") {
-        return Err(refuse("The key must not contain a '.' or '..' segment."));
     }
     Ok(key)
 }

@@ -108,7 +108,6 @@ fn malformed_authorization_headers_are_refused() {
     let signed = "host;range;x-amz-content-sha256;x-amz-date";
     let cases = [
         format!("AWS4-HMAC-SHA1 Credential={cred},SignedHeaders={signed},Signature={sig}"),
-        format!("AWS {DOCS_AKID}:c2lnbmF0dXJl"),
         format!("AWS4-HMAC-SHA256Credential={cred},SignedHeaders={signed},Signature={sig}"),
         format!("AWS4-HMAC-SHA256 Credential={cred},SignedHeaders={signed}"),
         format!("AWS4-HMAC-SHA256 Credential={cred},Signature={sig}"),
@@ -215,7 +214,7 @@ fn unsigned_extra_headers_and_the_query_are_handled() {
         ("x-amz-date", NOW),
     ]);
     let query = Some("prefix=a+b&list-type=2&&delimiter=%2F");
-    authorize("GET", "/", query, &mut headers, &["host", "x-amz-date"], DOCS_AKID, DOCS_SECRET);
+    authorize("GET", "/", query, &mut headers, &["host", "x-amz-content-sha256", "x-amz-date"], DOCS_AKID, DOCS_SECRET);
     headers.insert("user-agent", "not signed".parse().unwrap());
     let lookup = keys(&[(DOCS_AKID, DOCS_SECRET)]);
     let verified = verify_header_auth(&Method::GET, "/", query, &headers, &lookup, at(NOW), SKEW).unwrap();
@@ -224,4 +223,54 @@ fn unsigned_extra_headers_and_the_query_are_handled() {
     let spaced = Some("prefix=a%20b&list-type=2&&delimiter=%2F");
     let result = verify_header_auth(&Method::GET, "/", spaced, &headers, &lookup, at(NOW), SKEW);
     assert_eq!(result.unwrap_err(), SigV4Error::SignatureDoesNotMatch);
+}
+
+#[test]
+fn every_x_amz_header_must_be_signed() {
+    let mut headers = header_map(&[
+        ("host", "examplebucket.s3.amazonaws.com"),
+        ("x-amz-content-sha256", crate::sigv4::UNSIGNED_PAYLOAD),
+        ("x-amz-date", NOW),
+    ]);
+    authorize("PUT", "/k", None, &mut headers, &["host", "x-amz-content-sha256", "x-amz-date"], DOCS_AKID, DOCS_SECRET);
+    let lookup = keys(&[(DOCS_AKID, DOCS_SECRET)]);
+    let put = |h: &HeaderMap| verify_header_auth(&Method::PUT, "/k", None, h, &lookup, at(NOW), SKEW);
+    let verified = put(&headers).unwrap();
+    assert_eq!(verified.signed_headers, ["host", "x-amz-content-sha256", "x-amz-date"]);
+    // Added after signing: a captured request replayed with a copy source, an ACL, a tag.
+    for (name, value) in [
+        ("x-amz-copy-source", "/other-bucket/secret"),
+        ("x-amz-acl", "public-read"),
+        ("x-amz-tagging", "a=b"),
+        ("X-Amz-Meta-Note", "x"),
+    ] {
+        let mut added = headers.clone();
+        added.insert(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+        let err = put(&added).unwrap_err();
+        assert_eq!(err, SigV4Error::HeadersNotSigned(vec![name.to_ascii_lowercase()]), "{name}");
+    }
+    // The payload hash and the date are bound by the signature whether listed or not: the
+    // canonical request ends with the one, the string to sign carries the other.
+    let mut bound = headers.clone();
+    authorize("PUT", "/k", None, &mut bound, &["host"], DOCS_AKID, DOCS_SECRET);
+    assert!(put(&bound).is_ok());
+    bound.insert("x-amz-content-sha256", crate::sigv4::EMPTY_SHA256.parse().unwrap());
+    assert_eq!(put(&bound).unwrap_err(), SigV4Error::SignatureDoesNotMatch);
+    // Standard headers S3 accepts unsigned pass verification (what is forwarded is decided later).
+    let mut standard = headers.clone();
+    standard.insert("content-type", "text/plain".parse().unwrap());
+    standard.insert("user-agent", "ua".parse().unwrap());
+    assert!(put(&standard).is_ok());
+}
+
+#[test]
+fn signature_version_2_is_named_as_unsupported() {
+    let headers = header_map(&[
+        ("host", "examplebucket.s3.amazonaws.com"),
+        ("date", "Fri, 24 May 2013 00:00:00 GMT"),
+        ("authorization", "AWS AKIAIOSFODNN7EXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg="),
+    ]);
+    assert_eq!(verify(&headers).unwrap_err(), SigV4Error::UnsupportedSigV2);
+    let headers = get_object(&format!("AWS {DOCS_AKID}:c2lnbmF0dXJl"));
+    assert_eq!(verify(&headers).unwrap_err(), SigV4Error::UnsupportedSigV2);
 }

@@ -233,9 +233,14 @@ fn v4_header_case(case: &str, dir: &str, json: &Value, request: &RawRequest) {
     }
     let m = method(&signed_request);
     let now = at(&ctx.amz_date);
-    let verified =
-        verify_header_auth_for(&ctx.scope.service, &signed_request.request(&m, &map), &ctx.lookup, now, SKEW)
-            .unwrap_or_else(|e| panic!("{case}: {e}"));
+    let result = verify_header_auth_for(&ctx.scope.service, &signed_request.request(&m, &map), &ctx.lookup, now, SKEW);
+    if case == "post-sts-header-after" {
+        // The session token is added after signing: the signature is right (checked above),
+        // but S3 refuses an unsigned x-amz-* header, and so does s3gate.
+        assert_eq!(result.unwrap_err(), SigV4Error::HeadersNotSigned(vec!["x-amz-security-token".into()]));
+        return;
+    }
+    let verified = result.unwrap_or_else(|e| panic!("{case}: {e}"));
     assert_eq!(hex::encode(verified.seed_signature), read(format!("{dir}/header-signature.txt")).trim());
 }
 
