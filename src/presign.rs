@@ -78,7 +78,9 @@ pub(crate) fn classify_object(method: &Method, bucket: &str, key: &str) -> Resul
 fn classify_error(e: s3_request::ClassifyError) -> PresignError {
     match e {
         s3_request::ClassifyError::InvalidBucketName(b) => PresignError::Bucket(b),
-        s3_request::ClassifyError::InvalidUri(m) => PresignError::Key(m),
+        s3_request::ClassifyError::InvalidUri(m) | s3_request::ClassifyError::InvalidArgument(m) => {
+            PresignError::Key(m)
+        }
     }
 }
 

@@ -10,6 +10,9 @@ mod access;
 mod form_upload;
 pub(crate) mod headers;
 pub mod payload;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod properties;
 mod record;
 mod timeout;
 
@@ -216,6 +219,7 @@ impl Gateway {
             s3_request::ClassifyError::InvalidUri(m) => {
                 S3Error::new(S3ErrorCode::InvalidURI, format!("Couldn't parse the specified URI: {m}"))
             }
+            s3_request::ClassifyError::InvalidArgument(m) => S3Error::new(S3ErrorCode::InvalidArgument, m),
         })
     }
 
@@ -240,6 +244,9 @@ impl Gateway {
             )?);
         }
         if !req.headers().contains_key(header::AUTHORIZATION) {
+            if sigv4::is_sigv2_query(query) {
+                return Err(SigV4Error::UnsupportedSigV2.into());
+            }
             return Err(S3Error::new(S3ErrorCode::AccessDenied, "Anonymous access is not allowed; sign the request."));
         }
         Ok(sigv4::verify_header_auth(req.method(), path, query, req.headers(), &lookup, now, skew)?)
@@ -277,7 +284,7 @@ impl Gateway {
         let slot_for_timeout = slot.clone();
         let (parts, incoming) = req.into_parts();
         let incoming = Counting::new(incoming, ctx.bytes_in.clone());
-        let mut headers = headers::forwardable(&parts.headers);
+        let mut headers = headers::forwardable(&parts.headers, &verified.signed_headers);
         let content_length = headers::content_length(&parts.headers)?;
         let framed = content_length.is_some() || parts.headers.contains_key(header::TRANSFER_ENCODING);
         let (body, payload_hash) = match &verified.payload {

@@ -33,6 +33,11 @@ pub struct S3Request {
     pub addressing: Addressing,
     /// Decoded query parameters in request order (value "" for value-less ones).
     pub query: Vec<(String, String)>,
+    /// Further IAM actions S3 requires for this request because of what its headers (or a
+    /// presigned URL's hoisted `x-amz-*` parameters) ask for: `x-amz-acl` on a PutObject also
+    /// needs `s3:PutObjectAcl`, and so on (see `operation::extra_actions`). Checked on the same
+    /// resource as `action`.
+    pub also_requires: Vec<&'static str>,
     /// Private so that only `classify` builds a request: the action and the operation are then
     /// always decided together.
     operation: &'static str,
@@ -68,6 +73,10 @@ pub enum ClassifyError {
     InvalidBucketName(String),
     #[error("invalid URI")]
     InvalidUri(String),
+    /// A parameter or header given twice, or one s3gate does not let through: S3's
+    /// `InvalidArgument`.
+    #[error("invalid argument")]
+    InvalidArgument(String),
 }
 
 /// `host` is the Host header value (may include :port). `domains` are the gateway's own domain
@@ -104,13 +113,15 @@ pub fn classify(
         raw => Some(decode_key(raw)?),
     };
     let query = parse_query(raw_query.unwrap_or(""))?;
+    refuse_duplicates(&query, headers)?;
     let target = match (&bucket, &key) {
         (None, _) => operation::Target::Service,
         (Some(_), None) => operation::Target::Bucket,
         (Some(_), Some(_)) => operation::Target::Object,
     };
     let route = operation::route(method, target, &query, headers)?;
-    Ok(S3Request { action: route.action, bucket, key, addressing, query, operation: route.operation })
+    let also_requires = operation::extra_actions(route.operation, &query, headers);
+    Ok(S3Request { action: route.action, bucket, key, addressing, query, also_requires, operation: route.operation })
 }
 
 /// Everything but the unreserved characters and '/', as the AWS SDKs encode a key in a path.
@@ -202,14 +213,12 @@ fn validate_bucket(bucket: &str) -> Result<(), ClassifyError> {
     }
 }
 
-/// Decode a key and refuse `.` and `..` segments: a URL normaliser anywhere between here and S3
-/// could turn `b/x/../k` into `b/k`, so the object policy checked would not be the one S3 acts on.
+/// Decode a key. Keys are literal, as in S3: `a//b/./c/../d` is one valid key, stored as
+/// written, and `public/../secret/x` is a key under `public/`, not under `secret/`. Nothing on
+/// the way normalizes a path (not this module, the upstream URI builder, the canonical request,
+/// nor hyper), so the key the policy sees is the key S3 acts on.
 fn decode_key(raw: &str) -> Result<String, ClassifyError> {
-    let key = decode(raw)?;
-    if key.split('/').any(|segment| segment == "." || segment == "..") {
-        return Err(ClassifyError::InvalidUri("object key contains a '.' or '..' segment".to_owned()));
-    }
-    Ok(key)
+    decode(raw)
 }
 
 /// Percent-decode once. A malformed escape (`%zz`) or invalid UTF-8 is an error rather than
@@ -229,14 +238,36 @@ fn decode(raw: &str) -> Result<String, ClassifyError> {
         .map_err(|_| ClassifyError::InvalidUri("percent-decoded path or query is not UTF-8".into()))
 }
 
-/// Split and decode a query string. S3 reads `+` in a query as a space (form encoding), so we do
-/// too: an `s3:prefix` condition must see the prefix the upstream will list.
+/// Split and decode a query string, `%XX` only: a `+` stays a literal plus. That is how the
+/// signature covers it (SigV4 encodes it `%2B`) and how s3gate sends it upstream, so an
+/// `s3:prefix` condition sees exactly the prefix S3 will list.
 fn parse_query(raw: &str) -> Result<Vec<(String, String)>, ClassifyError> {
     raw.split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            Ok((decode(&name.replace('+', " "))?, decode(&value.replace('+', " "))?))
+            Ok((decode(name)?, decode(value)?))
         })
         .collect()
+}
+
+/// Headers read as one value, by the policy or by S3, besides every `x-amz-*` header.
+const SINGLE_VALUED: &[&str] = &["host", "content-length", "content-md5", "content-type", "range"];
+
+/// Refuses a query parameter given twice (`prefix=a&prefix=b`) and a single-valued header given
+/// twice (`x-amz-copy-source`, `x-amz-acl`, ...): the policy reads one value, and S3 or a
+/// server on the way might act on the other. S3 answers such requests `InvalidArgument` too.
+fn refuse_duplicates(query: &[(String, String)], headers: &HeaderMap) -> Result<(), ClassifyError> {
+    for (i, (name, _)) in query.iter().enumerate() {
+        if query[..i].iter().any(|(seen, _)| seen == name) {
+            return Err(ClassifyError::InvalidArgument(format!("query parameter {name:?} given more than once")));
+        }
+    }
+    for name in headers.keys() {
+        let n = name.as_str();
+        if (n.starts_with("x-amz-") || SINGLE_VALUED.contains(&n)) && headers.get_all(name).iter().nth(1).is_some() {
+            return Err(ClassifyError::InvalidArgument(format!("header {n} given more than once")));
+        }
+    }
+    Ok(())
 }

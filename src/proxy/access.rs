@@ -83,6 +83,12 @@ pub fn check_policy(
     if authorize(policy, &req) != Decision::Allow {
         return Err(access_denied());
     }
+    for &action in &s3.also_requires {
+        let extra = AuthzRequest { action, resource_arn: req.resource_arn.clone(), context: req.context.clone() };
+        if authorize(policy, &extra) != Decision::Allow {
+            return Err(access_denied());
+        }
+    }
     let source = s3_request::copy_source(headers)
         .map_err(|_| S3Error::new(S3ErrorCode::InvalidArgument, "Invalid copy source: x-amz-copy-source"))?;
     if let Some(src) = source {

@@ -193,12 +193,42 @@ const PARAMETERS: &[&str] = &[
     "x-id",
 ];
 
-/// `X-Amz-*` carries presigned-URL fields and hoisted headers; `response-*` overrides the
-/// response headers of GetObject.
-fn is_parameter(name: &str) -> bool {
-    PARAMETERS.contains(&name)
-        || name.starts_with("response-")
-        || name.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("x-amz-"))
+/// The parameters of a presigned URL's own signature.
+const PRESIGN_AUTH: &[&str] = &[
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+];
+
+fn is_amz(name: &str) -> bool {
+    name.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("x-amz-"))
+}
+
+/// `response-*` overrides the response headers of GetObject. `X-Amz-*` parameters belong to
+/// presigned URLs only: their signature fields, and headers the minter hoisted into the signed
+/// query (S3 reads `x-amz-acl=...` there as the header). Under header auth they are refused:
+/// S3 would act on a parameter that no signed header shows. A hoisted copy source is refused
+/// everywhere, so that whether a request copies is decided by its headers alone.
+fn check_parameter(name: &str, presigned: bool) -> Result<(), ClassifyError> {
+    if PARAMETERS.contains(&name) || name.starts_with("response-") {
+        return Ok(());
+    }
+    if !is_amz(name) {
+        return Err(ClassifyError::InvalidUri(format!("unsupported query parameter {name:?}")));
+    }
+    if !presigned {
+        return Err(ClassifyError::InvalidArgument(format!(
+            "query parameter {name:?} is only accepted in a presigned URL"
+        )));
+    }
+    if !PRESIGN_AUTH.contains(&name) && name.to_ascii_lowercase().starts_with("x-amz-copy-source") {
+        return Err(ClassifyError::InvalidArgument(format!("query parameter {name:?} is not accepted")));
+    }
+    Ok(())
 }
 
 pub(super) fn route(
@@ -208,6 +238,7 @@ pub(super) fn route(
     headers: &HeaderMap,
 ) -> Result<Route, ClassifyError> {
     let mut subresource: Option<&str> = None;
+    let presigned = query.iter().any(|(name, _)| name == "X-Amz-Algorithm");
     for (name, _) in query {
         if let Some(&sub) = SUBRESOURCES.iter().find(|s| **s == name.as_str()) {
             match subresource {
@@ -216,8 +247,8 @@ pub(super) fn route(
                 }
                 _ => subresource = Some(sub),
             }
-        } else if !is_parameter(name) {
-            return Err(ClassifyError::InvalidUri(format!("unsupported query parameter {name:?}")));
+        } else {
+            check_parameter(name, presigned)?;
         }
     }
     let sub = subresource.unwrap_or("");
@@ -256,4 +287,75 @@ fn refine(operation: &'static str, action: &'static str, query: &[(String, Strin
         _ => (operation, action),
     };
     Route { action, operation }
+}
+
+/// A request header, or the same name hoisted into a presigned URL's query, as text.
+fn requested<'a>(name: &str, query: &'a [(String, String)], headers: &'a HeaderMap) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| query.iter().find(|(k, _)| is_amz(k) && k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()))
+}
+
+const ACL_HEADERS: &[&str] = &[
+    "x-amz-acl",
+    "x-amz-grant-full-control",
+    "x-amz-grant-read",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write",
+    "x-amz-grant-write-acp",
+];
+
+/// The permissions S3 requires beyond the operation's own action, from "Required permissions
+/// for Amazon S3 API operations": an upload that sets an ACL, tags or Object Lock settings
+/// needs the permission for setting them on their own, or a credential allowed only
+/// `s3:PutObject` could publish an object (`x-amz-acl: public-read`) or lock it for years.
+pub(super) fn extra_actions(operation: &str, query: &[(String, String)], headers: &HeaderMap) -> Vec<&'static str> {
+    let has = |name: &str| requested(name, query, headers).is_some();
+    let mut out = Vec::new();
+    match operation {
+        "PutObject" | "CopyObject" | "CreateMultipartUpload" | "PostObject" => {
+            if ACL_HEADERS.iter().any(|h| has(h)) {
+                out.push("s3:PutObjectAcl");
+            }
+            if has("x-amz-tagging") {
+                out.push("s3:PutObjectTagging");
+            }
+            if has("x-amz-object-lock-mode") || has("x-amz-object-lock-retain-until-date") {
+                out.push("s3:PutObjectRetention");
+            }
+            if has("x-amz-object-lock-legal-hold") {
+                out.push("s3:PutObjectLegalHold");
+            }
+        }
+        "CreateBucket" => {
+            if ACL_HEADERS.iter().any(|h| has(h)) {
+                out.push("s3:PutBucketAcl");
+            }
+            if requested("x-amz-bucket-object-lock-enabled", query, headers)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+            {
+                out.push("s3:PutBucketObjectLockConfiguration");
+                out.push("s3:PutBucketVersioning");
+            }
+            if has("x-amz-object-ownership") {
+                out.push("s3:PutBucketOwnershipControls");
+            }
+        }
+        _ => {}
+    }
+    if has("x-amz-bypass-governance-retention")
+        && matches!(
+            operation,
+            "PutObject"
+                | "CopyObject"
+                | "CreateMultipartUpload"
+                | "DeleteObject"
+                | "DeleteObjects"
+                | "PutObjectRetention"
+        )
+    {
+        out.push("s3:BypassGovernanceRetention");
+    }
+    out
 }

@@ -9,6 +9,7 @@ mod config;
 mod endpoint;
 mod errors;
 mod forward;
+mod hardening;
 mod logs;
 mod observe;
 mod payloads;

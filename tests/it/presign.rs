@@ -65,7 +65,7 @@ pub async fn curl(args: &[&str]) -> (u16, Vec<u8>) {
 }
 
 /// A presigned URL made by the `aws-sigv4` crate, signed at `time` for `expires`.
-fn sigv4_url(method: &str, url: &str, secret: &str, time: SystemTime, expires: Duration) -> String {
+pub fn sigv4_url(method: &str, url: &str, secret: &str, time: SystemTime, expires: Duration) -> String {
     use aws_sigv4::http_request::{sign, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation};
     use aws_sigv4::http_request::{SigningSettings, UriPathNormalizationMode};
     let identity = aws_credential_types::Credentials::new(CLIENT_AKID, secret, None, None, "test").into();
@@ -93,7 +93,7 @@ fn sigv4_url(method: &str, url: &str, secret: &str, time: SystemTime, expires: D
     req.uri().to_string()
 }
 
-async fn send(method: &str, url: &str, body: impl Into<Bytes>) -> RawResponse {
+pub async fn send(method: &str, url: &str, body: impl Into<Bytes>) -> RawResponse {
     raw::send(Request::builder().method(method).uri(url).body(()).expect("request"), body).await
 }
 
