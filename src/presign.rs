@@ -58,14 +58,19 @@ impl MintRequest {
     /// The request the URL will make, classified as the proxy classifies requests, so the
     /// minting credential's policy is checked exactly as the URL's use will be.
     pub fn as_s3_request(&self) -> Result<s3_request::S3Request, PresignError> {
-        classify_object(&self.method, &self.bucket, &self.key)
+        classify_object(&self.method, &self.bucket, &self.key, &HeaderMap::new())
     }
 }
 
-/// Classifies `METHOD /bucket/key` (path style, no query) as the proxy would.
-pub(crate) fn classify_object(method: &Method, bucket: &str, key: &str) -> Result<s3_request::S3Request, PresignError> {
+/// Classifies `METHOD /bucket/key` (path style, no query) with `headers` as the proxy would.
+pub(crate) fn classify_object(
+    method: &Method,
+    bucket: &str,
+    key: &str,
+    headers: &HeaderMap,
+) -> Result<s3_request::S3Request, PresignError> {
     let path = format!("/{bucket}/{}", s3_request::encode_key(key));
-    let s3 = s3_request::classify(method, "", &path, None, &HeaderMap::new(), &[]).map_err(classify_error)?;
+    let s3 = s3_request::classify(method, "", &path, None, headers, &[]).map_err(classify_error)?;
     if s3.bucket.as_deref() != Some(bucket) {
         return Err(PresignError::Bucket(bucket.to_owned()));
     }

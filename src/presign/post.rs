@@ -63,11 +63,12 @@ pub struct PostTarget {
 }
 
 impl PostTarget {
-    /// The upload as the PUT it becomes, classified as the proxy classifies requests: the
-    /// credential's policy must allow `s3:PutObject` on this key (the POST's own classification
-    /// knew only the bucket).
+    /// The upload as the PUT it becomes, with the headers its fields become, classified as the
+    /// proxy classifies requests: the credential's policy must allow `s3:PutObject` on this key
+    /// (the POST's own classification knew only the bucket), and an `acl` or Object Lock field
+    /// needs the same extra permission as the header.
     pub fn as_s3_request(&self) -> Result<crate::s3_request::S3Request, S3Error> {
-        Ok(super::classify_object(&http::Method::PUT, &self.bucket, &self.key)?)
+        Ok(super::classify_object(&http::Method::PUT, &self.bucket, &self.key, &self.headers)?)
     }
 }
 

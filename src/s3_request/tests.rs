@@ -337,9 +337,12 @@ fn x_amz_query_parameters_belong_to_presigned_urls_only() {
     assert!(matches!(err, ClassifyError::InvalidArgument(_)), "{err:?}");
 }
 
+/// method, path, headers -> the extra actions required
+type ExtraRow = (&'static str, &'static str, &'static [(&'static str, &'static str)], &'static [&'static str]);
+
 #[test]
 fn headers_that_set_more_than_the_operation_need_their_own_permission() {
-    let cases: &[(&str, &str, &[(&str, &str)], &[&str])] = &[
+    let cases: &[ExtraRow] = &[
         ("PUT", "/bkt/k", &[], &[]),
         ("PUT", "/bkt/k", &[("x-amz-acl", "public-read")], &["s3:PutObjectAcl"]),
         ("PUT", "/bkt/k", &[("x-amz-grant-read", "uri=x")], &["s3:PutObjectAcl"]),

@@ -150,6 +150,16 @@ async fn a_caller_can_only_mint_what_it_may_do_itself() {
 
 /// Form fields for a policy with `conditions`, signed now by the client credential.
 fn signed_form(conditions: serde_json::Value, fields: &[(&str, &str)]) -> Vec<(String, String)> {
+    signed_form_as(CLIENT_AKID, CLIENT_SECRET, conditions, fields)
+}
+
+/// [`signed_form`] for any credential.
+fn signed_form_as(
+    akid: &str,
+    secret: &str,
+    conditions: serde_json::Value,
+    fields: &[(&str, &str)],
+) -> Vec<(String, String)> {
     use base64::Engine;
     use hmac::{Hmac, Mac};
     let hmac = |key: &[u8], msg: &[u8]| {
@@ -159,7 +169,7 @@ fn signed_form(conditions: serde_json::Value, fields: &[(&str, &str)]) -> Vec<(S
     };
     let amz_date = raw::amz_date(SystemTime::now());
     let date = &amz_date[..8];
-    let credential = format!("{CLIENT_AKID}/{date}/us-east-1/s3/aws4_request");
+    let credential = format!("{akid}/{date}/us-east-1/s3/aws4_request");
     let mut all = conditions.as_array().expect("list").clone();
     all.extend([
         serde_json::json!({"x-amz-algorithm": "AWS4-HMAC-SHA256"}),
@@ -171,7 +181,7 @@ fn signed_form(conditions: serde_json::Value, fields: &[(&str, &str)]) -> Vec<(S
         .expect("format");
     let policy = serde_json::json!({"expiration": expiration, "conditions": all}).to_string();
     let policy = base64::engine::general_purpose::STANDARD.encode(policy);
-    let signature = hex::encode(hmac(&raw::signing_key(CLIENT_SECRET, date), policy.as_bytes()));
+    let signature = hex::encode(hmac(&raw::signing_key(secret, date), policy.as_bytes()));
     let mut out: Vec<(String, String)> = fields.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
     for (n, v) in [("x-amz-algorithm", "AWS4-HMAC-SHA256".to_owned()), ("x-amz-credential", credential)] {
         out.push((n.to_owned(), v));
@@ -276,4 +286,34 @@ async fn a_large_form_upload_goes_up_in_parts_and_a_failed_one_leaves_nothing() 
     // upload's parts and state as `.upload*` files until it is completed or aborted.)
     let leftovers = gw.upstream.stored_paths(".upload");
     assert!(leftovers.is_empty(), "an aborted upload left {leftovers:?}");
+}
+
+const UPLOADER: &str = "FORMUPLOADER00000001";
+const UPLOADER_SECRET: &str = "uploader-secret-0123456789abcdefghijklm";
+
+#[tokio::test]
+async fn a_form_field_that_sets_an_acl_needs_the_acl_permission() {
+    let toml = format!(
+        r#"
+[[client]]
+access_key_id = "{UPLOADER}"
+secret_access_key = "{UPLOADER_SECRET}"
+policy = '{{ "Version": "2012-10-17", "Statement": [{{ "Effect": "Allow", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::drop/*" }}] }}'
+"#
+    );
+    let gw = Gateway::start_with_toml(&toml, |_| {}).await;
+    create_bucket(&gw.client(), "drop").await;
+    let small = temp_file("s.txt", b"s");
+    let conditions = serde_json::json!([{"bucket": "drop"}, {"key": "public.txt"}, {"acl": "public-read"}]);
+    let fields =
+        signed_form_as(UPLOADER, UPLOADER_SECRET, conditions, &[("key", "public.txt"), ("acl", "public-read")]);
+    let (status, body) = curl_form(&format!("{}/drop", gw.url), &fields, &small.path).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("<Code>AccessDenied</Code>"), "{body}");
+    assert!(!exists(&gw.upstream.direct_client(), "drop", "public.txt").await);
+    let conditions = serde_json::json!([{"bucket": "drop"}, {"key": "private.txt"}]);
+    let fields = signed_form_as(UPLOADER, UPLOADER_SECRET, conditions, &[("key", "private.txt")]);
+    let (status, body) = curl_form(&format!("{}/drop", gw.url), &fields, &small.path).await;
+    assert_eq!(status, 204, "{body}");
+    assert!(exists(&gw.upstream.direct_client(), "drop", "private.txt").await);
 }
