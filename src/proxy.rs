@@ -28,7 +28,7 @@ use crate::body::{self, Body};
 use crate::config::Config;
 use crate::error::{S3Error, S3ErrorCode};
 use crate::metrics::{Metrics, Mode};
-use crate::s3_request::{self, S3Request};
+use crate::s3_request::{self, Operation, S3Request};
 pub use crate::server::ConnInfo;
 use crate::sigv4::chunked::ChunkSigning;
 use crate::sigv4::{self, PayloadMode, SigV4Error, Verified};
@@ -187,7 +187,7 @@ impl Gateway {
             ctx.s3 = Some(s3);
             return Err(access::access_denied());
         }
-        if s3.operation() == "PostObject" {
+        if s3.op() == Operation::PostObject {
             // A browser form: its authentication is the signed policy inside the body.
             let bucket = s3.bucket.clone().unwrap_or_default();
             ctx.s3 = Some(s3);
@@ -309,7 +309,7 @@ impl Gateway {
             // the body stays bound to the client's signature without s3gate hashing it again.
             // `--verify-body-hash` adds s3gate's own check for stores that do not; a body read
             // whole for a policy check (DeleteObjects) is always checked here.
-            PayloadMode::Sha256(hash) if self.config.verify_body_hash || s3.operation() == "DeleteObjects" => {
+            PayloadMode::Sha256(hash) if self.config.verify_body_hash || s3.op() == Operation::DeleteObjects => {
                 headers::set_content_length(&mut headers, content_length);
                 let b = Sha256Body::new(incoming, *hash, content_length, slot);
                 (body::boxed(b), hex::encode(hash))
@@ -339,7 +339,7 @@ impl Gateway {
             body::boxed(IdleTimeout::client_body(body, self.config.upstream.idle_timeout, slot_for_timeout, sent))
         };
         if let Some(class) = &route.storage_class {
-            if matches!(s3.operation(), "PutObject" | "CopyObject" | "CreateMultipartUpload") {
+            if matches!(s3.op(), Operation::PutObject | Operation::CopyObject | Operation::CreateMultipartUpload) {
                 if let Ok(v) = HeaderValue::from_str(class) {
                     headers.insert("x-amz-storage-class", v);
                 }
@@ -358,7 +358,7 @@ impl Gateway {
         verified: &Verified,
         ctx: &RequestContext,
     ) -> Result<Outgoing, S3Error> {
-        if s3.operation() != "DeleteObjects" {
+        if s3.op() != Operation::DeleteObjects {
             return Ok(out);
         }
         let Some(policy) = self.config.keys.policy(&verified.access_key_id) else { return Ok(out) };

@@ -12,6 +12,7 @@ use http::{HeaderMap, Method};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 mod operation;
+pub use operation::Operation;
 #[cfg(test)]
 mod tests;
 
@@ -40,14 +41,19 @@ pub struct S3Request {
     pub also_requires: Vec<&'static str>,
     /// Private so that only `classify` builds a request: the action and the operation are then
     /// always decided together.
-    operation: &'static str,
+    op: Operation,
 }
 
 impl S3Request {
     /// The S3 API operation name (GetObject, ListObjectsV2, CopyObject, UploadPart, ...) for
     /// metrics and logs; several operations share one IAM action, so the action is not enough.
     pub fn operation(&self) -> &'static str {
-        self.operation
+        self.op.as_str()
+    }
+
+    /// The operation, for code that acts on it (match on this, never on the name).
+    pub fn op(&self) -> Operation {
+        self.op
     }
 
     /// The first value of a query parameter, if present.
@@ -121,7 +127,7 @@ pub fn classify(
     };
     let route = operation::route(method, target, &query, headers)?;
     let also_requires = operation::extra_actions(route.operation, &query, headers);
-    Ok(S3Request { action: route.action, bucket, key, addressing, query, also_requires, operation: route.operation })
+    Ok(S3Request { action: route.action, bucket, key, addressing, query, also_requires, op: route.operation })
 }
 
 /// Everything but the unreserved characters and '/', as the AWS SDKs encode a key in a path.

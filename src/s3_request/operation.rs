@@ -20,109 +20,240 @@ pub(super) enum Target {
 
 pub(super) struct Route {
     pub action: &'static str,
-    pub operation: &'static str,
+    pub operation: Operation,
 }
+
+/// Declares the operations once, with the name S3's API reference gives each, for metrics,
+/// logs and audit records.
+macro_rules! operations {
+    ($($name:ident),* $(,)?) => {
+        /// Every S3 API operation s3gate forwards. Policy, metrics, audit and the proxy match on
+        /// this, never on the name, so a typo is a compile error rather than a check that never
+        /// fires.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Operation {
+            $($name),*
+        }
+
+        impl Operation {
+            /// The operation's name in the S3 API reference (`GetObject`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$name => stringify!($name)),*
+                }
+            }
+        }
+    };
+}
+
+operations! {
+    AbortMultipartUpload,
+    CompleteMultipartUpload,
+    CopyObject,
+    CreateBucket,
+    CreateBucketMetadataTableConfiguration,
+    CreateMultipartUpload,
+    CreateSession,
+    DeleteBucket,
+    DeleteBucketAnalyticsConfiguration,
+    DeleteBucketCors,
+    DeleteBucketEncryption,
+    DeleteBucketIntelligentTieringConfiguration,
+    DeleteBucketInventoryConfiguration,
+    DeleteBucketLifecycle,
+    DeleteBucketMetadataTableConfiguration,
+    DeleteBucketMetricsConfiguration,
+    DeleteBucketOwnershipControls,
+    DeleteBucketPolicy,
+    DeleteBucketReplication,
+    DeleteBucketTagging,
+    DeleteBucketWebsite,
+    DeleteObject,
+    DeleteObjectTagging,
+    DeleteObjects,
+    DeletePublicAccessBlock,
+    GetBucketAccelerateConfiguration,
+    GetBucketAcl,
+    GetBucketAnalyticsConfiguration,
+    GetBucketCors,
+    GetBucketEncryption,
+    GetBucketIntelligentTieringConfiguration,
+    GetBucketInventoryConfiguration,
+    GetBucketLifecycleConfiguration,
+    GetBucketLocation,
+    GetBucketLogging,
+    GetBucketMetadataTableConfiguration,
+    GetBucketMetricsConfiguration,
+    GetBucketNotificationConfiguration,
+    GetBucketOwnershipControls,
+    GetBucketPolicy,
+    GetBucketPolicyStatus,
+    GetBucketReplication,
+    GetBucketRequestPayment,
+    GetBucketTagging,
+    GetBucketVersioning,
+    GetBucketWebsite,
+    GetObject,
+    GetObjectAcl,
+    GetObjectAttributes,
+    GetObjectLegalHold,
+    GetObjectLockConfiguration,
+    GetObjectRetention,
+    GetObjectTagging,
+    GetObjectTorrent,
+    GetPublicAccessBlock,
+    HeadBucket,
+    HeadObject,
+    ListBucketAnalyticsConfigurations,
+    ListBucketIntelligentTieringConfigurations,
+    ListBucketInventoryConfigurations,
+    ListBucketMetricsConfigurations,
+    ListBuckets,
+    ListMultipartUploads,
+    ListObjectVersions,
+    ListObjects,
+    ListObjectsV2,
+    ListParts,
+    PostObject,
+    PutBucketAccelerateConfiguration,
+    PutBucketAcl,
+    PutBucketAnalyticsConfiguration,
+    PutBucketCors,
+    PutBucketEncryption,
+    PutBucketIntelligentTieringConfiguration,
+    PutBucketInventoryConfiguration,
+    PutBucketLifecycleConfiguration,
+    PutBucketLogging,
+    PutBucketMetricsConfiguration,
+    PutBucketNotificationConfiguration,
+    PutBucketOwnershipControls,
+    PutBucketPolicy,
+    PutBucketReplication,
+    PutBucketRequestPayment,
+    PutBucketTagging,
+    PutBucketVersioning,
+    PutBucketWebsite,
+    PutObject,
+    PutObjectAcl,
+    PutObjectLegalHold,
+    PutObjectLockConfiguration,
+    PutObjectRetention,
+    PutObjectTagging,
+    PutPublicAccessBlock,
+    RestoreObject,
+    SelectObjectContent,
+    UploadPart,
+    UploadPartCopy,
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+use Operation as Op;
 
 use Target::{Bucket, Object, Service};
 
 /// (method, target, subresource or "", operation, IAM action)
 #[rustfmt::skip]
-const ROUTES: &[(&str, Target, &str, &str, &str)] = &[
-    ("GET", Service, "", "ListBuckets", "s3:ListAllMyBuckets"),
+const ROUTES: &[(&str, Target, &str, Op, &str)] = &[
+    ("GET", Service, "", Op::ListBuckets, "s3:ListAllMyBuckets"),
     // Bucket reads.
-    ("GET", Bucket, "", "ListObjects", "s3:ListBucket"),
-    ("HEAD", Bucket, "", "HeadBucket", "s3:ListBucket"),
-    ("GET", Bucket, "versions", "ListObjectVersions", "s3:ListBucketVersions"),
-    ("GET", Bucket, "uploads", "ListMultipartUploads", "s3:ListBucketMultipartUploads"),
-    ("GET", Bucket, "location", "GetBucketLocation", "s3:GetBucketLocation"),
-    ("GET", Bucket, "accelerate", "GetBucketAccelerateConfiguration", "s3:GetAccelerateConfiguration"),
-    ("GET", Bucket, "acl", "GetBucketAcl", "s3:GetBucketAcl"),
-    ("GET", Bucket, "analytics", "GetBucketAnalyticsConfiguration", "s3:GetAnalyticsConfiguration"),
-    ("GET", Bucket, "cors", "GetBucketCors", "s3:GetBucketCORS"),
-    ("GET", Bucket, "encryption", "GetBucketEncryption", "s3:GetEncryptionConfiguration"),
-    ("GET", Bucket, "intelligent-tiering", "GetBucketIntelligentTieringConfiguration", "s3:GetIntelligentTieringConfiguration"),
-    ("GET", Bucket, "inventory", "GetBucketInventoryConfiguration", "s3:GetInventoryConfiguration"),
-    ("GET", Bucket, "lifecycle", "GetBucketLifecycleConfiguration", "s3:GetLifecycleConfiguration"),
-    ("GET", Bucket, "logging", "GetBucketLogging", "s3:GetBucketLogging"),
-    ("GET", Bucket, "metadataTable", "GetBucketMetadataTableConfiguration", "s3:GetBucketMetadataTableConfiguration"),
-    ("GET", Bucket, "metrics", "GetBucketMetricsConfiguration", "s3:GetMetricsConfiguration"),
-    ("GET", Bucket, "notification", "GetBucketNotificationConfiguration", "s3:GetBucketNotification"),
-    ("GET", Bucket, "object-lock", "GetObjectLockConfiguration", "s3:GetBucketObjectLockConfiguration"),
-    ("GET", Bucket, "ownershipControls", "GetBucketOwnershipControls", "s3:GetBucketOwnershipControls"),
-    ("GET", Bucket, "policy", "GetBucketPolicy", "s3:GetBucketPolicy"),
-    ("GET", Bucket, "policyStatus", "GetBucketPolicyStatus", "s3:GetBucketPolicyStatus"),
-    ("GET", Bucket, "publicAccessBlock", "GetPublicAccessBlock", "s3:GetBucketPublicAccessBlock"),
-    ("GET", Bucket, "replication", "GetBucketReplication", "s3:GetReplicationConfiguration"),
-    ("GET", Bucket, "requestPayment", "GetBucketRequestPayment", "s3:GetBucketRequestPayment"),
-    ("GET", Bucket, "session", "CreateSession", "s3express:CreateSession"),
-    ("GET", Bucket, "tagging", "GetBucketTagging", "s3:GetBucketTagging"),
-    ("GET", Bucket, "versioning", "GetBucketVersioning", "s3:GetBucketVersioning"),
-    ("GET", Bucket, "website", "GetBucketWebsite", "s3:GetBucketWebsite"),
+    ("GET", Bucket, "", Op::ListObjects, "s3:ListBucket"),
+    ("HEAD", Bucket, "", Op::HeadBucket, "s3:ListBucket"),
+    ("GET", Bucket, "versions", Op::ListObjectVersions, "s3:ListBucketVersions"),
+    ("GET", Bucket, "uploads", Op::ListMultipartUploads, "s3:ListBucketMultipartUploads"),
+    ("GET", Bucket, "location", Op::GetBucketLocation, "s3:GetBucketLocation"),
+    ("GET", Bucket, "accelerate", Op::GetBucketAccelerateConfiguration, "s3:GetAccelerateConfiguration"),
+    ("GET", Bucket, "acl", Op::GetBucketAcl, "s3:GetBucketAcl"),
+    ("GET", Bucket, "analytics", Op::GetBucketAnalyticsConfiguration, "s3:GetAnalyticsConfiguration"),
+    ("GET", Bucket, "cors", Op::GetBucketCors, "s3:GetBucketCORS"),
+    ("GET", Bucket, "encryption", Op::GetBucketEncryption, "s3:GetEncryptionConfiguration"),
+    ("GET", Bucket, "intelligent-tiering", Op::GetBucketIntelligentTieringConfiguration, "s3:GetIntelligentTieringConfiguration"),
+    ("GET", Bucket, "inventory", Op::GetBucketInventoryConfiguration, "s3:GetInventoryConfiguration"),
+    ("GET", Bucket, "lifecycle", Op::GetBucketLifecycleConfiguration, "s3:GetLifecycleConfiguration"),
+    ("GET", Bucket, "logging", Op::GetBucketLogging, "s3:GetBucketLogging"),
+    ("GET", Bucket, "metadataTable", Op::GetBucketMetadataTableConfiguration, "s3:GetBucketMetadataTableConfiguration"),
+    ("GET", Bucket, "metrics", Op::GetBucketMetricsConfiguration, "s3:GetMetricsConfiguration"),
+    ("GET", Bucket, "notification", Op::GetBucketNotificationConfiguration, "s3:GetBucketNotification"),
+    ("GET", Bucket, "object-lock", Op::GetObjectLockConfiguration, "s3:GetBucketObjectLockConfiguration"),
+    ("GET", Bucket, "ownershipControls", Op::GetBucketOwnershipControls, "s3:GetBucketOwnershipControls"),
+    ("GET", Bucket, "policy", Op::GetBucketPolicy, "s3:GetBucketPolicy"),
+    ("GET", Bucket, "policyStatus", Op::GetBucketPolicyStatus, "s3:GetBucketPolicyStatus"),
+    ("GET", Bucket, "publicAccessBlock", Op::GetPublicAccessBlock, "s3:GetBucketPublicAccessBlock"),
+    ("GET", Bucket, "replication", Op::GetBucketReplication, "s3:GetReplicationConfiguration"),
+    ("GET", Bucket, "requestPayment", Op::GetBucketRequestPayment, "s3:GetBucketRequestPayment"),
+    ("GET", Bucket, "session", Op::CreateSession, "s3express:CreateSession"),
+    ("GET", Bucket, "tagging", Op::GetBucketTagging, "s3:GetBucketTagging"),
+    ("GET", Bucket, "versioning", Op::GetBucketVersioning, "s3:GetBucketVersioning"),
+    ("GET", Bucket, "website", Op::GetBucketWebsite, "s3:GetBucketWebsite"),
     // Bucket writes.
-    ("PUT", Bucket, "", "CreateBucket", "s3:CreateBucket"),
-    ("PUT", Bucket, "accelerate", "PutBucketAccelerateConfiguration", "s3:PutAccelerateConfiguration"),
-    ("PUT", Bucket, "acl", "PutBucketAcl", "s3:PutBucketAcl"),
-    ("PUT", Bucket, "analytics", "PutBucketAnalyticsConfiguration", "s3:PutAnalyticsConfiguration"),
-    ("PUT", Bucket, "cors", "PutBucketCors", "s3:PutBucketCORS"),
-    ("PUT", Bucket, "encryption", "PutBucketEncryption", "s3:PutEncryptionConfiguration"),
-    ("PUT", Bucket, "intelligent-tiering", "PutBucketIntelligentTieringConfiguration", "s3:PutIntelligentTieringConfiguration"),
-    ("PUT", Bucket, "inventory", "PutBucketInventoryConfiguration", "s3:PutInventoryConfiguration"),
-    ("PUT", Bucket, "lifecycle", "PutBucketLifecycleConfiguration", "s3:PutLifecycleConfiguration"),
-    ("PUT", Bucket, "logging", "PutBucketLogging", "s3:PutBucketLogging"),
-    ("PUT", Bucket, "metrics", "PutBucketMetricsConfiguration", "s3:PutMetricsConfiguration"),
-    ("PUT", Bucket, "notification", "PutBucketNotificationConfiguration", "s3:PutBucketNotification"),
-    ("PUT", Bucket, "object-lock", "PutObjectLockConfiguration", "s3:PutBucketObjectLockConfiguration"),
-    ("PUT", Bucket, "ownershipControls", "PutBucketOwnershipControls", "s3:PutBucketOwnershipControls"),
-    ("PUT", Bucket, "policy", "PutBucketPolicy", "s3:PutBucketPolicy"),
-    ("PUT", Bucket, "publicAccessBlock", "PutPublicAccessBlock", "s3:PutBucketPublicAccessBlock"),
-    ("PUT", Bucket, "replication", "PutBucketReplication", "s3:PutReplicationConfiguration"),
-    ("PUT", Bucket, "requestPayment", "PutBucketRequestPayment", "s3:PutBucketRequestPayment"),
-    ("PUT", Bucket, "tagging", "PutBucketTagging", "s3:PutBucketTagging"),
-    ("PUT", Bucket, "versioning", "PutBucketVersioning", "s3:PutBucketVersioning"),
-    ("PUT", Bucket, "website", "PutBucketWebsite", "s3:PutBucketWebsite"),
-    ("POST", Bucket, "metadataTable", "CreateBucketMetadataTableConfiguration", "s3:CreateBucketMetadataTableConfiguration"),
+    ("PUT", Bucket, "", Op::CreateBucket, "s3:CreateBucket"),
+    ("PUT", Bucket, "accelerate", Op::PutBucketAccelerateConfiguration, "s3:PutAccelerateConfiguration"),
+    ("PUT", Bucket, "acl", Op::PutBucketAcl, "s3:PutBucketAcl"),
+    ("PUT", Bucket, "analytics", Op::PutBucketAnalyticsConfiguration, "s3:PutAnalyticsConfiguration"),
+    ("PUT", Bucket, "cors", Op::PutBucketCors, "s3:PutBucketCORS"),
+    ("PUT", Bucket, "encryption", Op::PutBucketEncryption, "s3:PutEncryptionConfiguration"),
+    ("PUT", Bucket, "intelligent-tiering", Op::PutBucketIntelligentTieringConfiguration, "s3:PutIntelligentTieringConfiguration"),
+    ("PUT", Bucket, "inventory", Op::PutBucketInventoryConfiguration, "s3:PutInventoryConfiguration"),
+    ("PUT", Bucket, "lifecycle", Op::PutBucketLifecycleConfiguration, "s3:PutLifecycleConfiguration"),
+    ("PUT", Bucket, "logging", Op::PutBucketLogging, "s3:PutBucketLogging"),
+    ("PUT", Bucket, "metrics", Op::PutBucketMetricsConfiguration, "s3:PutMetricsConfiguration"),
+    ("PUT", Bucket, "notification", Op::PutBucketNotificationConfiguration, "s3:PutBucketNotification"),
+    ("PUT", Bucket, "object-lock", Op::PutObjectLockConfiguration, "s3:PutBucketObjectLockConfiguration"),
+    ("PUT", Bucket, "ownershipControls", Op::PutBucketOwnershipControls, "s3:PutBucketOwnershipControls"),
+    ("PUT", Bucket, "policy", Op::PutBucketPolicy, "s3:PutBucketPolicy"),
+    ("PUT", Bucket, "publicAccessBlock", Op::PutPublicAccessBlock, "s3:PutBucketPublicAccessBlock"),
+    ("PUT", Bucket, "replication", Op::PutBucketReplication, "s3:PutReplicationConfiguration"),
+    ("PUT", Bucket, "requestPayment", Op::PutBucketRequestPayment, "s3:PutBucketRequestPayment"),
+    ("PUT", Bucket, "tagging", Op::PutBucketTagging, "s3:PutBucketTagging"),
+    ("PUT", Bucket, "versioning", Op::PutBucketVersioning, "s3:PutBucketVersioning"),
+    ("PUT", Bucket, "website", Op::PutBucketWebsite, "s3:PutBucketWebsite"),
+    ("POST", Bucket, "metadataTable", Op::CreateBucketMetadataTableConfiguration, "s3:CreateBucketMetadataTableConfiguration"),
     // DeleteObjects is authorized per object (the proxy reads the keys from the body).
-    ("POST", Bucket, "delete", "DeleteObjects", "s3:DeleteObject"),
+    ("POST", Bucket, "delete", Op::DeleteObjects, "s3:DeleteObject"),
     // A browser-form upload: the key is in the form body, not the path.
-    ("POST", Bucket, "", "PostObject", "s3:PutObject"),
-    ("DELETE", Bucket, "", "DeleteBucket", "s3:DeleteBucket"),
-    ("DELETE", Bucket, "analytics", "DeleteBucketAnalyticsConfiguration", "s3:PutAnalyticsConfiguration"),
-    ("DELETE", Bucket, "cors", "DeleteBucketCors", "s3:PutBucketCORS"),
-    ("DELETE", Bucket, "encryption", "DeleteBucketEncryption", "s3:PutEncryptionConfiguration"),
-    ("DELETE", Bucket, "intelligent-tiering", "DeleteBucketIntelligentTieringConfiguration", "s3:PutIntelligentTieringConfiguration"),
-    ("DELETE", Bucket, "inventory", "DeleteBucketInventoryConfiguration", "s3:PutInventoryConfiguration"),
-    ("DELETE", Bucket, "lifecycle", "DeleteBucketLifecycle", "s3:PutLifecycleConfiguration"),
-    ("DELETE", Bucket, "metadataTable", "DeleteBucketMetadataTableConfiguration", "s3:DeleteBucketMetadataTableConfiguration"),
-    ("DELETE", Bucket, "metrics", "DeleteBucketMetricsConfiguration", "s3:PutMetricsConfiguration"),
-    ("DELETE", Bucket, "ownershipControls", "DeleteBucketOwnershipControls", "s3:PutBucketOwnershipControls"),
-    ("DELETE", Bucket, "policy", "DeleteBucketPolicy", "s3:DeleteBucketPolicy"),
-    ("DELETE", Bucket, "publicAccessBlock", "DeletePublicAccessBlock", "s3:PutBucketPublicAccessBlock"),
-    ("DELETE", Bucket, "replication", "DeleteBucketReplication", "s3:PutReplicationConfiguration"),
-    ("DELETE", Bucket, "tagging", "DeleteBucketTagging", "s3:PutBucketTagging"),
-    ("DELETE", Bucket, "website", "DeleteBucketWebsite", "s3:DeleteBucketWebsite"),
+    ("POST", Bucket, "", Op::PostObject, "s3:PutObject"),
+    ("DELETE", Bucket, "", Op::DeleteBucket, "s3:DeleteBucket"),
+    ("DELETE", Bucket, "analytics", Op::DeleteBucketAnalyticsConfiguration, "s3:PutAnalyticsConfiguration"),
+    ("DELETE", Bucket, "cors", Op::DeleteBucketCors, "s3:PutBucketCORS"),
+    ("DELETE", Bucket, "encryption", Op::DeleteBucketEncryption, "s3:PutEncryptionConfiguration"),
+    ("DELETE", Bucket, "intelligent-tiering", Op::DeleteBucketIntelligentTieringConfiguration, "s3:PutIntelligentTieringConfiguration"),
+    ("DELETE", Bucket, "inventory", Op::DeleteBucketInventoryConfiguration, "s3:PutInventoryConfiguration"),
+    ("DELETE", Bucket, "lifecycle", Op::DeleteBucketLifecycle, "s3:PutLifecycleConfiguration"),
+    ("DELETE", Bucket, "metadataTable", Op::DeleteBucketMetadataTableConfiguration, "s3:DeleteBucketMetadataTableConfiguration"),
+    ("DELETE", Bucket, "metrics", Op::DeleteBucketMetricsConfiguration, "s3:PutMetricsConfiguration"),
+    ("DELETE", Bucket, "ownershipControls", Op::DeleteBucketOwnershipControls, "s3:PutBucketOwnershipControls"),
+    ("DELETE", Bucket, "policy", Op::DeleteBucketPolicy, "s3:DeleteBucketPolicy"),
+    ("DELETE", Bucket, "publicAccessBlock", Op::DeletePublicAccessBlock, "s3:PutBucketPublicAccessBlock"),
+    ("DELETE", Bucket, "replication", Op::DeleteBucketReplication, "s3:PutReplicationConfiguration"),
+    ("DELETE", Bucket, "tagging", Op::DeleteBucketTagging, "s3:PutBucketTagging"),
+    ("DELETE", Bucket, "website", Op::DeleteBucketWebsite, "s3:DeleteBucketWebsite"),
     // Objects.
-    ("GET", Object, "", "GetObject", "s3:GetObject"),
-    ("HEAD", Object, "", "HeadObject", "s3:GetObject"),
-    ("GET", Object, "acl", "GetObjectAcl", "s3:GetObjectAcl"),
-    ("GET", Object, "attributes", "GetObjectAttributes", "s3:GetObjectAttributes"),
-    ("GET", Object, "legal-hold", "GetObjectLegalHold", "s3:GetObjectLegalHold"),
-    ("GET", Object, "retention", "GetObjectRetention", "s3:GetObjectRetention"),
-    ("GET", Object, "tagging", "GetObjectTagging", "s3:GetObjectTagging"),
-    ("GET", Object, "torrent", "GetObjectTorrent", "s3:GetObjectTorrent"),
-    ("GET", Object, "uploadId", "ListParts", "s3:ListMultipartUploadParts"),
-    ("PUT", Object, "", "PutObject", "s3:PutObject"),
-    ("PUT", Object, "uploadId", "UploadPart", "s3:PutObject"),
-    ("PUT", Object, "acl", "PutObjectAcl", "s3:PutObjectAcl"),
-    ("PUT", Object, "legal-hold", "PutObjectLegalHold", "s3:PutObjectLegalHold"),
-    ("PUT", Object, "retention", "PutObjectRetention", "s3:PutObjectRetention"),
-    ("PUT", Object, "tagging", "PutObjectTagging", "s3:PutObjectTagging"),
-    ("POST", Object, "uploads", "CreateMultipartUpload", "s3:PutObject"),
-    ("POST", Object, "uploadId", "CompleteMultipartUpload", "s3:PutObject"),
-    ("POST", Object, "restore", "RestoreObject", "s3:RestoreObject"),
-    ("POST", Object, "select", "SelectObjectContent", "s3:GetObject"),
-    ("DELETE", Object, "", "DeleteObject", "s3:DeleteObject"),
-    ("DELETE", Object, "uploadId", "AbortMultipartUpload", "s3:AbortMultipartUpload"),
-    ("DELETE", Object, "tagging", "DeleteObjectTagging", "s3:DeleteObjectTagging"),
+    ("GET", Object, "", Op::GetObject, "s3:GetObject"),
+    ("HEAD", Object, "", Op::HeadObject, "s3:GetObject"),
+    ("GET", Object, "acl", Op::GetObjectAcl, "s3:GetObjectAcl"),
+    ("GET", Object, "attributes", Op::GetObjectAttributes, "s3:GetObjectAttributes"),
+    ("GET", Object, "legal-hold", Op::GetObjectLegalHold, "s3:GetObjectLegalHold"),
+    ("GET", Object, "retention", Op::GetObjectRetention, "s3:GetObjectRetention"),
+    ("GET", Object, "tagging", Op::GetObjectTagging, "s3:GetObjectTagging"),
+    ("GET", Object, "torrent", Op::GetObjectTorrent, "s3:GetObjectTorrent"),
+    ("GET", Object, "uploadId", Op::ListParts, "s3:ListMultipartUploadParts"),
+    ("PUT", Object, "", Op::PutObject, "s3:PutObject"),
+    ("PUT", Object, "uploadId", Op::UploadPart, "s3:PutObject"),
+    ("PUT", Object, "acl", Op::PutObjectAcl, "s3:PutObjectAcl"),
+    ("PUT", Object, "legal-hold", Op::PutObjectLegalHold, "s3:PutObjectLegalHold"),
+    ("PUT", Object, "retention", Op::PutObjectRetention, "s3:PutObjectRetention"),
+    ("PUT", Object, "tagging", Op::PutObjectTagging, "s3:PutObjectTagging"),
+    ("POST", Object, "uploads", Op::CreateMultipartUpload, "s3:PutObject"),
+    ("POST", Object, "uploadId", Op::CompleteMultipartUpload, "s3:PutObject"),
+    ("POST", Object, "restore", Op::RestoreObject, "s3:RestoreObject"),
+    ("POST", Object, "select", Op::SelectObjectContent, "s3:GetObject"),
+    ("DELETE", Object, "", Op::DeleteObject, "s3:DeleteObject"),
+    ("DELETE", Object, "uploadId", Op::AbortMultipartUpload, "s3:AbortMultipartUpload"),
+    ("DELETE", Object, "tagging", Op::DeleteObjectTagging, "s3:DeleteObjectTagging"),
 ];
 
 /// Query parameters that select the operation. Two different ones in one request are refused:
@@ -260,30 +391,30 @@ pub(super) fn route(
 }
 
 /// The variants S3 distinguishes by a parameter or header that is not a subresource.
-fn refine(operation: &'static str, action: &'static str, query: &[(String, String)], headers: &HeaderMap) -> Route {
+fn refine(operation: Op, action: &'static str, query: &[(String, String)], headers: &HeaderMap) -> Route {
     let has = |name: &str| query.iter().any(|(k, _)| k == name);
     let version = has("versionId");
     let copy = headers.contains_key("x-amz-copy-source");
     let (operation, action) = match operation {
-        "ListObjects" if query.iter().any(|(k, v)| k == "list-type" && v == "2") => ("ListObjectsV2", action),
-        "PutObject" if copy => ("CopyObject", action),
-        "UploadPart" if copy => ("UploadPartCopy", action),
-        "GetObject" | "HeadObject" if version => (operation, "s3:GetObjectVersion"),
-        "DeleteObject" if version => (operation, "s3:DeleteObjectVersion"),
-        "GetObjectAcl" if version => (operation, "s3:GetObjectVersionAcl"),
-        "PutObjectAcl" if version => (operation, "s3:PutObjectVersionAcl"),
-        "GetObjectTagging" if version => (operation, "s3:GetObjectVersionTagging"),
-        "PutObjectTagging" if version => (operation, "s3:PutObjectVersionTagging"),
-        "DeleteObjectTagging" if version => (operation, "s3:DeleteObjectVersionTagging"),
-        "GetObjectAttributes" if version => (operation, "s3:GetObjectVersionAttributes"),
-        "GetObjectTorrent" if version => (operation, "s3:GetObjectVersionTorrent"),
+        Op::ListObjects if query.iter().any(|(k, v)| k == "list-type" && v == "2") => (Op::ListObjectsV2, action),
+        Op::PutObject if copy => (Op::CopyObject, action),
+        Op::UploadPart if copy => (Op::UploadPartCopy, action),
+        Op::GetObject | Op::HeadObject if version => (operation, "s3:GetObjectVersion"),
+        Op::DeleteObject if version => (operation, "s3:DeleteObjectVersion"),
+        Op::GetObjectAcl if version => (operation, "s3:GetObjectVersionAcl"),
+        Op::PutObjectAcl if version => (operation, "s3:PutObjectVersionAcl"),
+        Op::GetObjectTagging if version => (operation, "s3:GetObjectVersionTagging"),
+        Op::PutObjectTagging if version => (operation, "s3:PutObjectVersionTagging"),
+        Op::DeleteObjectTagging if version => (operation, "s3:DeleteObjectVersionTagging"),
+        Op::GetObjectAttributes if version => (operation, "s3:GetObjectVersionAttributes"),
+        Op::GetObjectTorrent if version => (operation, "s3:GetObjectVersionTorrent"),
         // Without `id` these read the list of configurations; IAM uses the same action.
-        "GetBucketAnalyticsConfiguration" if !has("id") => ("ListBucketAnalyticsConfigurations", action),
-        "GetBucketIntelligentTieringConfiguration" if !has("id") => {
-            ("ListBucketIntelligentTieringConfigurations", action)
+        Op::GetBucketAnalyticsConfiguration if !has("id") => (Op::ListBucketAnalyticsConfigurations, action),
+        Op::GetBucketIntelligentTieringConfiguration if !has("id") => {
+            (Op::ListBucketIntelligentTieringConfigurations, action)
         }
-        "GetBucketInventoryConfiguration" if !has("id") => ("ListBucketInventoryConfigurations", action),
-        "GetBucketMetricsConfiguration" if !has("id") => ("ListBucketMetricsConfigurations", action),
+        Op::GetBucketInventoryConfiguration if !has("id") => (Op::ListBucketInventoryConfigurations, action),
+        Op::GetBucketMetricsConfiguration if !has("id") => (Op::ListBucketMetricsConfigurations, action),
         _ => (operation, action),
     };
     Route { action, operation }
@@ -310,11 +441,11 @@ const ACL_HEADERS: &[&str] = &[
 /// for Amazon S3 API operations": an upload that sets an ACL, tags or Object Lock settings
 /// needs the permission for setting them on their own, or a credential allowed only
 /// `s3:PutObject` could publish an object (`x-amz-acl: public-read`) or lock it for years.
-pub(super) fn extra_actions(operation: &str, query: &[(String, String)], headers: &HeaderMap) -> Vec<&'static str> {
+pub(super) fn extra_actions(operation: Op, query: &[(String, String)], headers: &HeaderMap) -> Vec<&'static str> {
     let has = |name: &str| requested(name, query, headers).is_some();
     let mut out = Vec::new();
     match operation {
-        "PutObject" | "CopyObject" | "CreateMultipartUpload" | "PostObject" => {
+        Op::PutObject | Op::CopyObject | Op::CreateMultipartUpload | Op::PostObject => {
             if ACL_HEADERS.iter().any(|h| has(h)) {
                 out.push("s3:PutObjectAcl");
             }
@@ -328,7 +459,7 @@ pub(super) fn extra_actions(operation: &str, query: &[(String, String)], headers
                 out.push("s3:PutObjectLegalHold");
             }
         }
-        "CreateBucket" => {
+        Op::CreateBucket => {
             if ACL_HEADERS.iter().any(|h| has(h)) {
                 out.push("s3:PutBucketAcl");
             }
@@ -347,12 +478,12 @@ pub(super) fn extra_actions(operation: &str, query: &[(String, String)], headers
     if has("x-amz-bypass-governance-retention")
         && matches!(
             operation,
-            "PutObject"
-                | "CopyObject"
-                | "CreateMultipartUpload"
-                | "DeleteObject"
-                | "DeleteObjects"
-                | "PutObjectRetention"
+            Op::PutObject
+                | Op::CopyObject
+                | Op::CreateMultipartUpload
+                | Op::DeleteObject
+                | Op::DeleteObjects
+                | Op::PutObjectRetention
         )
     {
         out.push("s3:BypassGovernanceRetention");
