@@ -68,8 +68,10 @@ pub async fn serve(
     shutdown: Shutdown,
     grace: Duration,
 ) {
-    if config.allow.patterns.iter().any(|p| p.to_string() == "*") {
-        tracing::warn!(target: "s3gate::forward", "the allow list holds `*`: every DNS name is reachable");
+    for p in config.allow.patterns.iter().map(ToString::to_string) {
+        if p.split('.').all(|label| label == "*") {
+            tracing::warn!(target: "s3gate::forward", pattern = %p, "the allow list reaches every DNS name of this many labels");
+        }
     }
     let (drain_tx, mut drained) = mpsc::channel::<()>(1);
     let (cut_tx, cut) = watch::channel(false);

@@ -30,8 +30,9 @@ pub struct ForwardArgs {
     /// Address of the forward (HTTPS_PROXY) listener, e.g. 0.0.0.0:3128 [default: off].
     #[arg(long, value_name = "ADDR")]
     pub forward_listen: Option<String>,
-    /// Host pattern the proxy may reach (repeatable; `*` covers one or more labels, `@aws-s3`
-    /// is the default list of AWS S3 endpoint names) [default: @aws-s3].
+    /// Host pattern the proxy may reach (repeatable; `*` matches within exactly one label,
+    /// `{region}` an AWS region name, `@aws-s3` is the default list of AWS S3 endpoint names)
+    /// [default: @aws-s3].
     #[arg(long, value_name = "PATTERN")]
     pub forward_allow: Vec<String>,
     /// Port a CONNECT tunnel may reach (repeatable; `none` for no tunnels) [default: 443].
