@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::body::Body;
 use crate::config::ForwardConfig;
 use crate::metrics::{Metrics, Mode};
-use crate::server::Shutdown;
+use crate::server::{Shutdown, MAX_HEADERS, MAX_HEADER_BYTES};
 use record::Record;
 
 /// How long a client may take to send a request's headers.
@@ -78,7 +78,12 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(config.max_tunnels));
     let fwd = Arc::new(Forwarder { config, access, metrics, audit, permits, cut, _drain: drain_tx });
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true)
+        .max_header_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADERS);
     let mut stop = shutdown.subscribe();
     loop {
         let (stream, peer) = tokio::select! {

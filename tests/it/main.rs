@@ -9,6 +9,7 @@ mod config;
 mod endpoint;
 mod errors;
 mod forward;
+mod limits;
 mod logs;
 mod observe;
 mod payloads;
