@@ -1,7 +1,8 @@
 //! Listeners: TCP accept, optional TLS (rustls), HTTP/1.1 and HTTP/2 via hyper-util, and a
 //! graceful drain on shutdown.
 //!
-//! What a client can make a listener hold is bounded: the size of a request head ([`MAX_HEADER_BYTES`], [`MAX_HEADERS`]), and time:
+//! What a client can make a listener hold is bounded: connections (`--max-connections`, see
+//! [`limits`]), the size of a request head ([`MAX_HEADER_BYTES`], [`MAX_HEADERS`]), and time:
 //! the PROXY protocol header and the TLS handshake have their own timeouts, a connection with
 //! no request in flight is closed after [`IDLE_TIMEOUT`], and request bodies get the proxy's
 //! idle timeout.
@@ -12,7 +13,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -25,12 +26,13 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::body::{Body, BoxError};
+use crate::error::{S3Error, S3ErrorCode};
 use crate::metrics::{Metrics, Mode};
 use crate::net::CidrSet;
 
 pub mod limits;
 
-use limits::{Activity, RequestGuard};
+use limits::{Activity, Admission, ConnectionCap, RequestGuard};
 
 /// The most a client's request head may take: an HTTP/1 request line and headers, an HTTP/2
 /// header list (as HTTP/2 counts it: names, values and 32 bytes a field). S3 itself allows 8 KiB
@@ -80,6 +82,8 @@ pub struct ListenOptions {
     pub trusted_proxies: CidrSet,
     pub grace: Duration,
     pub metrics: Option<Metrics>,
+    /// `--max-connections`: connections served at once; past it, `503 SlowDown`.
+    pub max_connections: usize,
     /// See [`IDLE_TIMEOUT`].
     pub idle_timeout: Duration,
 }
@@ -91,6 +95,7 @@ impl Default for ListenOptions {
             trusted_proxies: CidrSet::default(),
             grace: Duration::ZERO,
             metrics: None,
+            max_connections: limits::default_max_connections(),
             idle_timeout: IDLE_TIMEOUT,
         }
     }
@@ -144,13 +149,16 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ServerError>
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 
-/// Accepts until shutdown, then waits up to `grace` for requests in flight.
+/// Accepts until shutdown, then waits up to `grace` for requests in flight. Past
+/// `max_connections`, a connection is answered `503 SlowDown` and closed.
 pub async fn serve<H: Handler>(listener: TcpListener, options: ListenOptions, handler: H, shutdown: Shutdown) {
     let grace = options.grace;
+    let cap = ConnectionCap::new(options.max_connections);
     let builder = Arc::new(conn_builder(options.idle_timeout));
     let options = Arc::new(options);
     // Every connection task holds a sender: when all are gone, every connection is done.
     let (drain_tx, mut drained) = mpsc::channel::<()>(1);
+    let mut last_warned: Option<Instant> = None;
     let mut stop = shutdown.subscribe();
     loop {
         let (stream, peer) = tokio::select! {
@@ -166,18 +174,44 @@ pub async fn serve<H: Handler>(listener: TcpListener, options: ListenOptions, ha
             () = until_true(&mut stop) => break,
         };
         let _ = stream.set_nodelay(true);
+        let admission = cap.admit();
+        if !matches!(admission, Admission::Serve(_)) {
+            if let Some(m) = &options.metrics {
+                m.connection_refused(Mode::Endpoint);
+            }
+            if last_warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                last_warned = Some(Instant::now());
+                tracing::warn!(
+                    max_connections = options.max_connections,
+                    "connection cap reached: answering 503 SlowDown"
+                );
+            }
+        }
         let task = ConnectionTask {
             options: options.clone(),
             builder: builder.clone(),
             stop: shutdown.subscribe(),
             _drain: drain_tx.clone(),
         };
-        let handler = handler.clone();
-        tokio::spawn(async move {
-            let _open = task.options.metrics.as_ref().map(|m| m.connection_opened(Mode::Endpoint));
-            let idle = task.options.idle_timeout;
-            task.serve(stream, peer, handler, idle).await;
-        });
+        match admission {
+            Admission::Serve(place) => {
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let _place = place;
+                    let _open = task.options.metrics.as_ref().map(|m| m.connection_opened(Mode::Endpoint));
+                    let idle = task.options.idle_timeout;
+                    task.serve(stream, peer, handler, idle).await;
+                });
+            }
+            Admission::Refuse(permit) => {
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let refusal = task.serve(stream, peer, SlowDown, limits::REFUSAL_IDLE);
+                    let _ = tokio::time::timeout(limits::REFUSAL_TIME, refusal).await;
+                });
+            }
+            Admission::Close => drop(stream),
+        }
     }
     drop(listener);
     drop(drain_tx);
@@ -323,5 +357,26 @@ impl http_body::Body for InFlight {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// The answer on a connection past `--max-connections`: what S3 says when it wants clients to
+/// back off, which SDKs retry. HTTP/1 connections are closed after it.
+#[derive(Clone, Copy)]
+struct SlowDown;
+
+impl Handler for SlowDown {
+    fn call(&self, req: http::Request<Incoming>, _conn: ConnInfo) -> impl Future<Output = http::Response<Body>> + Send {
+        let head = req.method() == http::Method::HEAD;
+        let http1 = req.version() < http::Version::HTTP_2;
+        async move {
+            let request_id = format!("{:016X}", rand::random::<u64>());
+            let mut resp = S3Error::new(S3ErrorCode::SlowDown, "Please reduce your request rate.")
+                .into_response(&request_id, head);
+            if http1 {
+                resp.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
+            resp
+        }
     }
 }

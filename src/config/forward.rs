@@ -106,6 +106,8 @@ pub struct ForwardConfig {
     pub idle_timeout: Duration,
     pub connect_timeout: Duration,
     pub max_tunnels: usize,
+    /// `--max-connections`, which the endpoint's listener has too (each counts its own).
+    pub max_connections: usize,
 }
 
 /// Merges CLI > env > file > default for the forward options. Reads nothing.
@@ -205,6 +207,7 @@ impl ForwardResolved {
             idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
             connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
             max_tunnels: self.max_tunnels as usize,
+            max_connections: crate::server::limits::default_max_connections(),
         }))
     }
 }

@@ -1,5 +1,6 @@
-//! What a client can make s3gate hold is bounded: request heads past their size or field count
-//! are refused before anything goes upstream, and a connection with nothing in flight (silent from the start, HTTP/1 between
+//! What a client can make s3gate hold is bounded: connections past `--max-connections` are told
+//! to slow down, request heads past their size or field count are refused before anything goes
+//! upstream, and a connection with nothing in flight (silent from the start, HTTP/1 between
 //! requests, HTTP/2 with no open stream) is closed.
 
 use std::convert::Infallible;
@@ -32,6 +33,64 @@ async fn exchange(addr: SocketAddr, request: &str) -> String {
 
 fn health(extra_headers: &str) -> String {
     format!("GET /_s3gate/health HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n{extra_headers}\r\n")
+}
+
+#[tokio::test]
+async fn past_max_connections_a_new_connection_gets_slow_down_until_one_closes() {
+    let gw = Gateway::start_with(|a| a.max_connections = Some(2)).await;
+    let first = TcpStream::connect(gw.addr()).await.expect("connect");
+    let _second = TcpStream::connect(gw.addr()).await.expect("connect");
+
+    let answer = exchange(gw.addr(), &health("")).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("<Code>SlowDown</Code>"), "{answer}");
+    assert!(answer.contains("<RequestId>"), "{answer}");
+
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = exchange(gw.addr(), &health("")).await;
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(answer.contains("SlowDown"), "{answer}");
+        assert!(Instant::now() < deadline, "the closed connection's place was never freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = gw.running.as_ref().expect("running").metrics.render();
+    let refused = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("s3gate_refused_connections_total{mode=\"endpoint\"} "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(refused.is_some_and(|n| n >= 1), "{metrics}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_forward_proxy_has_its_own_connection_cap() {
+    let running = crate::forward::proxy_with(|a| a.max_connections = Some(1)).await;
+    let at = crate::forward::addr_of(&running);
+    let first = TcpStream::connect(at).await.expect("connect");
+    let connect = "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
+    let answer = exchange(at, connect).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("too many connections"), "{answer}");
+
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        // Served again: refused by the allow list, not by the cap.
+        let mut s = TcpStream::connect(at).await.expect("connect");
+        s.write_all(connect.as_bytes()).await.expect("send");
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).await.expect("an answer");
+        if &head == b"HTTP/1.1 403" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the closed connection's place was never freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.stop().await;
 }
 
 #[tokio::test]
