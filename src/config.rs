@@ -105,6 +105,10 @@ pub struct ServeArgs {
     /// Seconds to let requests in flight finish on shutdown [default: 30].
     #[arg(long, value_name = "SECONDS")]
     pub shutdown_grace: Option<u64>,
+    /// Connections each listener (endpoint, forward proxy) serves at once; past it a new one is
+    /// answered 503 SlowDown and closed [default: 1024 per core, at most 65536].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<u64>,
     /// Base URL of minted presigned URLs (`https://s3.intranet.example.com`); virtual-hosted
     /// when its host is a --domain [default: the caller's Host, or the listen address].
     #[arg(long, value_name = "URL")]
@@ -134,6 +138,7 @@ pub struct FileConfig {
     pub upstream_connect_timeout: Option<u64>,
     pub upstream_timeout: Option<u64>,
     pub shutdown_grace: Option<u64>,
+    pub max_connections: Option<u64>,
     pub public_url: Option<String>,
     pub allowed_source_subnet: Option<Vec<String>>,
     pub allowed_endpoint: Option<Vec<String>>,
@@ -231,6 +236,8 @@ pub struct Config {
     /// Verify hex `x-amz-content-sha256` bodies in s3gate as well as upstream.
     pub verify_body_hash: bool,
     pub shutdown_grace: Duration,
+    /// Connections each listener serves at once (`--max-connections`).
+    pub max_connections: usize,
     /// Base URL of minted presigned URLs; `None`: the caller's Host (API) or listen address (CLI).
     pub public_url: Option<http::Uri>,
     /// Forced on PutObject, CopyObject and CreateMultipartUpload unless a route sets its own.
@@ -265,6 +272,7 @@ pub struct Resolved {
     pub upstream_connect_timeout: u64,
     pub upstream_timeout: u64,
     pub shutdown_grace: u64,
+    pub max_connections: Option<u64>,
     pub public_url: Option<String>,
     pub allowed_source_subnet: Vec<String>,
     pub allowed_endpoint: Vec<String>,
@@ -355,6 +363,7 @@ impl Config {
                 .unwrap_or(5),
             upstream_timeout: args.upstream_timeout.or(num("UPSTREAM_TIMEOUT")?).or(f.upstream_timeout).unwrap_or(120),
             shutdown_grace: args.shutdown_grace.or(num("SHUTDOWN_GRACE")?).or(f.shutdown_grace).unwrap_or(30),
+            max_connections: args.max_connections.or(num("MAX_CONNECTIONS")?).or(f.max_connections),
             public_url: args.public_url.clone().or(e("PUBLIC_URL")).or(f.public_url),
             allowed_source_subnet: non_empty(&args.allowed_source_subnet)
                 .or(list("ALLOWED_SOURCE_SUBNET"))
@@ -394,7 +403,15 @@ impl Config {
         let listen: SocketAddr = if endpoint { r.listen.as_str() } else { DEFAULT_LISTEN }
             .parse()
             .map_err(|_| invalid(format!("listen: not an address (IP:PORT) or none: {:?}", r.listen)))?;
-        let forward = r.forward.clone().validate()?;
+        let max_connections = match r.max_connections {
+            None => crate::server::limits::default_max_connections(),
+            Some(n) if n == 0 || n > tokio::sync::Semaphore::MAX_PERMITS as u64 => {
+                return Err(invalid(format!("max-connections: out of range: {n}")))
+            }
+            Some(n) => n as usize,
+        };
+        // The forward listener has the same cap as the endpoint, counted on its own.
+        let forward = r.forward.clone().validate()?.map(|f| ForwardConfig { max_connections, ..f });
         if !endpoint && forward.is_none() {
             return Err(invalid("listen is none and forward-listen is not set: nothing to serve"));
         }
@@ -468,6 +485,7 @@ impl Config {
             max_clock_skew: Duration::from_secs(r.max_clock_skew),
             verify_body_hash: r.verify_body_hash,
             shutdown_grace: Duration::from_secs(r.shutdown_grace),
+            max_connections,
             public_url,
             storage_class,
             routes: route_list,

@@ -40,6 +40,7 @@ pub enum S3ErrorCode {
     RequestTimeout,
     ServiceUnavailable,
     SignatureDoesNotMatch,
+    SlowDown,
     XAmzContentSHA256Mismatch,
 }
 
@@ -71,6 +72,7 @@ impl S3ErrorCode {
             Self::RequestTimeout => "RequestTimeout",
             Self::ServiceUnavailable => "ServiceUnavailable",
             Self::SignatureDoesNotMatch => "SignatureDoesNotMatch",
+            Self::SlowDown => "SlowDown",
             Self::XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
         }
     }
@@ -103,7 +105,7 @@ impl S3ErrorCode {
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             Self::NotImplemented => StatusCode::NOT_IMPLEMENTED,
-            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ServiceUnavailable | Self::SlowDown => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -283,6 +285,7 @@ mod tests {
         assert_eq!(S3ErrorCode::RequestTimeTooSkewed.status(), 403);
         assert_eq!(S3ErrorCode::AuthorizationHeaderMalformed.status(), 400);
         assert_eq!(S3ErrorCode::ServiceUnavailable.status(), 503);
+        assert_eq!(S3ErrorCode::SlowDown.status(), 503);
         assert_eq!(S3ErrorCode::MissingSecurityHeader.status(), 400);
     }
 

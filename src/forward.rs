@@ -3,7 +3,8 @@
 //! plain-HTTP requests (`GET http://bucket.s3.amazonaws.com/key`) are forwarded as they are.
 //!
 //! It is never an open proxy: every destination must pass the allow list ([`allow`]), which by
-//! default names only AWS S3 endpoints on port 443 (80 for plain HTTP). The flow of one request:
+//! default names only AWS S3 endpoints on port 443 (80 for plain HTTP). Connections are capped
+//! by `--max-connections`, as the endpoint's are ([`crate::server::limits`]). The flow of one request:
 //! authenticate ([`auth`]) -> parse and check the destination -> take a tunnel permit -> dial
 //! ([`dial`]) -> answer and pump bytes ([`tunnel`], [`exchange`]) -> one log line ([`record`]).
 //!
@@ -32,10 +33,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::body::Body;
+use crate::body::{self, Body};
 use crate::config::ForwardConfig;
 use crate::metrics::{Metrics, Mode};
-use crate::server::Shutdown;
+use crate::server::limits::{Admission, ConnectionCap, REFUSAL_TIME};
+use crate::server::{Shutdown, MAX_HEADERS, MAX_HEADER_BYTES};
 use record::Record;
 
 /// How long a client may take to send a request's headers.
@@ -68,15 +70,24 @@ pub async fn serve(
     shutdown: Shutdown,
     grace: Duration,
 ) {
-    if config.allow.patterns.iter().any(|p| p.to_string() == "*") {
-        tracing::warn!(target: "s3gate::forward", "the allow list holds `*`: every DNS name is reachable");
+    for p in config.allow.patterns.iter().map(ToString::to_string) {
+        if p.split('.').all(|label| label == "*") {
+            tracing::warn!(target: "s3gate::forward", pattern = %p, "the allow list reaches every DNS name of this many labels");
+        }
     }
     let (drain_tx, mut drained) = mpsc::channel::<()>(1);
     let (cut_tx, cut) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(config.max_tunnels));
     let fwd = Arc::new(Forwarder { config, access, metrics, audit, permits, cut, _drain: drain_tx });
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true)
+        .max_header_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADERS);
+    let cap = ConnectionCap::new(fwd.config.max_connections);
+    let mut last_warned: Option<std::time::Instant> = None;
     let mut stop = shutdown.subscribe();
     loop {
         let (stream, peer) = tokio::select! {
@@ -92,7 +103,31 @@ pub async fn serve(
             () = until_true(&mut stop) => break,
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(fwd.clone(), stream, peer, builder.clone(), shutdown.subscribe()));
+        let admission = cap.admit();
+        if !matches!(admission, Admission::Serve(_)) {
+            fwd.metrics.connection_refused(Mode::Forward);
+            if last_warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                last_warned = Some(std::time::Instant::now());
+                tracing::warn!(target: "s3gate::forward", max_connections = fwd.config.max_connections, "connection cap reached: answering 503");
+            }
+        }
+        match admission {
+            Admission::Serve(place) => {
+                let serving = connection(fwd.clone(), stream, peer, builder.clone(), shutdown.subscribe());
+                tokio::spawn(async move {
+                    let _place = place;
+                    serving.await;
+                });
+            }
+            Admission::Refuse(permit) => {
+                let refusal = refuse(fwd.clone(), stream, peer, builder.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let _ = tokio::time::timeout(REFUSAL_TIME, refusal).await;
+                });
+            }
+            Admission::Close => drop(stream),
+        }
     }
     drop(listener);
     drop(fwd);
@@ -144,6 +179,24 @@ async fn connection(
     if let Err(e) = res {
         tracing::debug!(target: "s3gate::forward", %peer, error = %e, "proxy connection ended with an error");
     }
+}
+
+/// Past `--max-connections`: the connection's request gets a plain `503`, and it is closed.
+async fn refuse(fwd: Arc<Forwarder>, mut stream: TcpStream, tcp_peer: SocketAddr, builder: http1::Builder) {
+    if fwd.access.trusted_proxies.contains(tcp_peer.ip())
+        && crate::proxy_protocol::read_header(&mut stream, Duration::from_secs(5)).await.is_err()
+    {
+        return;
+    }
+    let svc = service_fn(|_req: Request<Incoming>| async {
+        let mut resp = Response::new(body::full("s3gate: too many connections; try again later\n"));
+        *resp.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+        let headers = resp.headers_mut();
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+        headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        Ok::<_, Infallible>(resp)
+    });
+    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
 }
 
 /// Resolves once the flag is (or turns) true, or its sender is gone. The borrow `wait_for`

@@ -142,6 +142,8 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         trusted_proxies: config.access.trusted_proxies.clone(),
         grace: config.shutdown_grace,
         metrics: Some(metrics.clone()),
+        max_connections: config.max_connections,
+        idle_timeout: server::IDLE_TIMEOUT,
     };
     if let Some(listener) = listener {
         tasks.push(tokio::spawn(server::serve(

@@ -76,6 +76,7 @@ struct Inner {
     policy_denials: IntCounterVec,
     network_denials: IntCounterVec,
     active_connections: IntGaugeVec,
+    refused_connections: IntCounterVec,
     active_tunnels: IntGauge,
     credential_refreshes: IntCounterVec,
     actions: LabelValues,
@@ -157,6 +158,14 @@ impl Metrics {
                 r,
                 IntGaugeVec::new(Opts::new("s3gate_active_connections", "Client connections open now."), &["mode"]),
             ),
+            refused_connections: register(
+                r,
+                counter(
+                    "s3gate_refused_connections_total",
+                    "Connections refused past --max-connections (answered 503, or closed).",
+                    &["mode"],
+                ),
+            ),
             active_tunnels: register(
                 r,
                 IntGauge::with_opts(Opts::new("s3gate_active_tunnels", "Forward-proxy CONNECT tunnels open now.")),
@@ -181,6 +190,7 @@ impl Metrics {
             inner.received_bytes.with_label_values(&[mode]);
             inner.sent_bytes.with_label_values(&[mode]);
             inner.active_connections.with_label_values(&[mode]);
+            inner.refused_connections.with_label_values(&[mode]);
         }
         for kind in UPSTREAM_ERROR_KINDS {
             inner.upstream_errors.with_label_values(&[kind]);
@@ -239,6 +249,11 @@ impl Metrics {
         let gauge = self.0.active_connections.with_label_values(&[mode.as_str()]);
         gauge.inc();
         ConnectionGuard(gauge)
+    }
+
+    /// A connection past `--max-connections`.
+    pub fn connection_refused(&self, mode: Mode) {
+        self.0.refused_connections.with_label_values(&[mode.as_str()]).inc();
     }
 
     /// Counts a CONNECT tunnel as open until the guard is dropped.

@@ -30,8 +30,9 @@ pub struct ForwardArgs {
     /// Address of the forward (HTTPS_PROXY) listener, e.g. 0.0.0.0:3128 [default: off].
     #[arg(long, value_name = "ADDR")]
     pub forward_listen: Option<String>,
-    /// Host pattern the proxy may reach (repeatable; `*` covers one or more labels, `@aws-s3`
-    /// is the default list of AWS S3 endpoint names) [default: @aws-s3].
+    /// Host pattern the proxy may reach (repeatable; `*` matches within exactly one label,
+    /// `{region}` an AWS region name, `@aws-s3` is the default list of AWS S3 endpoint names)
+    /// [default: @aws-s3].
     #[arg(long, value_name = "PATTERN")]
     pub forward_allow: Vec<String>,
     /// Port a CONNECT tunnel may reach (repeatable; `none` for no tunnels) [default: 443].
@@ -105,6 +106,8 @@ pub struct ForwardConfig {
     pub idle_timeout: Duration,
     pub connect_timeout: Duration,
     pub max_tunnels: usize,
+    /// `--max-connections`, which the endpoint's listener has too (each counts its own).
+    pub max_connections: usize,
 }
 
 /// Merges CLI > env > file > default for the forward options. Reads nothing.
@@ -204,6 +207,7 @@ impl ForwardResolved {
             idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
             connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
             max_tunnels: self.max_tunnels as usize,
+            max_connections: crate::server::limits::default_max_connections(),
         }))
     }
 }

@@ -6,39 +6,87 @@
 //! resolver might read as an address (`127.1`, `2130706433`, `0x7f.0.0.1`) is treated as an IP
 //! literal, which only a pattern naming that exact address allows. Otherwise a wildcard for
 //! names could be used to reach internal addresses.
+//!
+//! A pattern is matched label by label, and has as many labels as the names it matches: `*`
+//! stands for one or more characters within one label, never a dot, so `*.s3.amazonaws.com`
+//! matches `bucket.s3.amazonaws.com` but not `a.b.s3.amazonaws.com`, and `s3-*.amazonaws.com`
+//! cannot reach `s3-x-123.us-east-1.elb.amazonaws.com`, a load balancer anyone can name.
+//! `{region}` stands for an AWS region name (`us-east-1`, `us-gov-west-1`, `cn-north-1`) within
+//! a label.
+//!
+//! The default list names S3's own endpoint grammar only: nothing like `*.vpce.amazonaws.com`,
+//! which would reach every PrivateLink service (STS, Secrets Manager, other accounts' services),
+//! or `*.amazonaws.com`. Virtual-hosted names of buckets with dots in their names
+//! (`my.bucket.s3.amazonaws.com`) have more labels than `*.s3...` covers and are refused; AWS
+//! itself recommends path style for those buckets, whose names its wildcard certificates do
+//! not cover either.
 
 use std::fmt;
 use std::net::IpAddr;
 
-/// The token that stands for [`AWS_S3_PATTERNS`] in an allow list, so a site can add its own
+/// The token that stands for [`aws_s3_patterns`] in an allow list, so a site can add its own
 /// names to the defaults instead of copying them.
 pub const AWS_S3_TOKEN: &str = "@aws-s3";
 
-/// AWS S3 endpoint names in every region of the `aws` (incl. GovCloud) and `aws-cn` partitions:
-/// global and regional, path and virtual-hosted style, legacy `s3-REGION`, dual-stack, FIPS,
-/// access points and interface (PrivateLink) endpoints.
-pub const AWS_S3_PATTERNS: &[&str] = &[
-    "s3.amazonaws.com",
-    "*.s3.amazonaws.com",
-    "s3.*.amazonaws.com",
-    "*.s3.*.amazonaws.com",
-    "s3-*.amazonaws.com",
-    "*.s3-*.amazonaws.com",
-    "s3.dualstack.*.amazonaws.com",
-    "*.s3.dualstack.*.amazonaws.com",
-    "s3-fips.*.amazonaws.com",
-    "*.s3-fips.*.amazonaws.com",
-    "*.vpce.amazonaws.com",
-    "s3.amazonaws.com.cn",
-    "*.s3.amazonaws.com.cn",
-    "s3.*.amazonaws.com.cn",
-    "*.s3.*.amazonaws.com.cn",
-    "s3-*.amazonaws.com.cn",
-    "*.s3-*.amazonaws.com.cn",
-    "s3.dualstack.*.amazonaws.com.cn",
-    "*.s3.dualstack.*.amazonaws.com.cn",
-    "*.vpce.amazonaws.com.cn",
+/// S3's endpoint names, before the partition's domain: `*` is one label, `{region}` a region.
+const S3_NAMES: &[&str] = &[
+    // Global and legacy (`s3-us-west-2`) names, path and virtual-hosted style.
+    "s3",
+    "*.s3",
+    "s3-{region}",
+    "*.s3-{region}",
+    // Regional and dual-stack names.
+    "s3.{region}",
+    "*.s3.{region}",
+    "s3.dualstack.{region}",
+    "*.s3.dualstack.{region}",
+    // Access points (NAME-ACCOUNT.), Object Lambda access points and Outposts.
+    "*.s3-accesspoint.{region}",
+    "*.s3-accesspoint.dualstack.{region}",
+    "*.s3-object-lambda.{region}",
+    "s3-outposts.{region}",
+    "*.op-*.s3-outposts.{region}",
+    // S3 Control, the account-level API (ACCOUNT.s3-control...): access points, Batch
+    // Operations, Block Public Access. It is S3's own API and clients of S3 call it.
+    "s3-control.{region}",
+    "*.s3-control.{region}",
+    "s3-control.dualstack.{region}",
+    "*.s3-control.dualstack.{region}",
+    // Static website endpoints (plain HTTP).
+    "*.s3-website-{region}",
+    "*.s3-website.{region}",
+    // Interface (PrivateLink) endpoints of S3 only: bucket., accesspoint. and control. before
+    // the endpoint id (vpce-1a2b3c4d-5e6f, or its zonal vpce-1a2b3c4d-5e6f-us-east-1a).
+    "*.vpce-*.s3.{region}.vpce",
 ];
+
+/// Names that exist in the `aws` partition only: FIPS, `s3-external-1`, Multi-Region Access
+/// Points.
+const S3_NAMES_AWS_ONLY: &[&str] = &[
+    "s3-external-1",
+    "*.s3-external-1",
+    "s3-fips-{region}",
+    "*.s3-fips-{region}",
+    "s3-fips.{region}",
+    "*.s3-fips.{region}",
+    "s3-fips.dualstack.{region}",
+    "*.s3-fips.dualstack.{region}",
+    "*.s3-accesspoint-fips.{region}",
+    "*.s3-accesspoint-fips.dualstack.{region}",
+    "s3-control-fips.{region}",
+    "*.s3-control-fips.{region}",
+    "s3-control-fips.dualstack.{region}",
+    "*.s3-control-fips.dualstack.{region}",
+    "*.mrap.accesspoint.s3-global",
+];
+
+/// AWS S3 endpoint names in every region of the `aws` (incl. GovCloud) and `aws-cn`
+/// partitions: what [`AWS_S3_TOKEN`] stands for.
+pub fn aws_s3_patterns() -> Vec<String> {
+    let aws = S3_NAMES.iter().chain(S3_NAMES_AWS_ONLY).map(|n| format!("{n}.amazonaws.com"));
+    let cn = S3_NAMES.iter().map(|n| format!("{n}.amazonaws.com.cn"));
+    aws.chain(cn).collect()
+}
 
 /// A destination host as a client names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,15 +152,16 @@ impl fmt::Display for Destination {
     }
 }
 
-/// A host pattern: a name where `*` stands for one or more characters of a name that neither
-/// start nor end with a dot, so it covers one or more labels' worth (`*.s3.amazonaws.com`
-/// matches `a.b.s3.amazonaws.com`, `s3-*.amazonaws.com` matches `s3-fips.us-east-1...`), or an
-/// exact IP address.
+/// A host pattern: a name whose labels may hold `*` (one or more characters of one label) and
+/// `{region}` (an AWS region name), matching names of as many labels; or an exact IP address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostPattern {
     Name(String),
     Ip(String),
 }
+
+/// The placeholder for an AWS region name in a pattern's label.
+const REGION: &[u8] = b"{region}";
 
 impl HostPattern {
     pub fn parse(pattern: &str) -> Result<HostPattern, String> {
@@ -120,8 +169,8 @@ impl HostPattern {
         if p.is_empty() {
             return Err("an empty host pattern".into());
         }
-        if p.contains('*') {
-            let sample = p.replace('*', "x");
+        if p.contains('*') || p.contains("{region}") {
+            let sample = p.replace("{region}", "x").replace('*', "x");
             match Host::parse(&sample) {
                 Ok(Host::Name(_)) => Ok(HostPattern::Name(p.strip_suffix('.').unwrap_or(p).to_ascii_lowercase())),
                 _ => Err(format!("not a host pattern: {pattern:?}")),
@@ -136,7 +185,16 @@ impl HostPattern {
 
     pub fn matches(&self, host: &Host) -> bool {
         match (self, host) {
-            (HostPattern::Name(p), Host::Name(n)) => glob(p.as_bytes(), n.as_bytes()),
+            (HostPattern::Name(p), Host::Name(n)) => {
+                let (mut p, mut n) = (p.split('.'), n.split('.'));
+                loop {
+                    match (p.next(), n.next()) {
+                        (None, None) => return true,
+                        (Some(pl), Some(nl)) if label_matches(pl.as_bytes(), nl.as_bytes()) => {}
+                        _ => return false,
+                    }
+                }
+            }
             (HostPattern::Ip(p), Host::Ip(ip)) => p == ip,
             _ => false,
         }
@@ -151,16 +209,30 @@ impl fmt::Display for HostPattern {
     }
 }
 
-/// `*` matches a non-empty run that does not start or end with `.`. Patterns are short and hold
-/// few stars, so plain backtracking is fine.
-fn glob(p: &[u8], s: &[u8]) -> bool {
+/// One label against one pattern label: `*` matches a non-empty run, `{region}` a region name.
+/// Labels are at most 63 bytes and patterns hold few wildcards, so backtracking is fine.
+fn label_matches(p: &[u8], s: &[u8]) -> bool {
+    if let Some(rest) = p.strip_prefix(REGION) {
+        return (1..=s.len()).any(|n| is_region(&s[..n]) && label_matches(rest, &s[n..]));
+    }
     match p.split_first() {
         None => s.is_empty(),
-        Some((b'*', rest)) => {
-            s.first().is_some_and(|&c| c != b'.') && (1..=s.len()).any(|n| s[n - 1] != b'.' && glob(rest, &s[n..]))
-        }
-        Some((c, rest)) => s.first() == Some(c) && glob(rest, &s[1..]),
+        Some((b'*', rest)) => (1..=s.len()).any(|n| label_matches(rest, &s[n..])),
+        Some((c, rest)) => s.first() == Some(c) && label_matches(rest, &s[1..]),
     }
+}
+
+/// An AWS region name's shape: two letters, one or more words, a number (`us-east-1`,
+/// `us-gov-west-1`, `us-isob-east-1`, `cn-northwest-1`, `ap-southeast-7`).
+fn is_region(s: &[u8]) -> bool {
+    let parts: Vec<&[u8]> = s.split(|&b| b == b'-').collect();
+    let [first, words @ .., number] = parts.as_slice() else { return false };
+    first.len() == 2
+        && first.iter().all(u8::is_ascii_lowercase)
+        && !words.is_empty()
+        && words.iter().all(|w| !w.is_empty() && w.iter().all(u8::is_ascii_lowercase))
+        && (1..=2).contains(&number.len())
+        && number.iter().all(u8::is_ascii_digit)
 }
 
 /// Parses `host:port` (a CONNECT target, or a URI authority with its default port).
@@ -191,7 +263,7 @@ impl AllowList {
         let mut out = Vec::new();
         for p in patterns {
             if p.trim() == AWS_S3_TOKEN {
-                out.extend(AWS_S3_PATTERNS.iter().map(|d| HostPattern::Name((*d).to_owned())));
+                out.extend(aws_s3_patterns().into_iter().map(HostPattern::Name));
             } else {
                 out.push(HostPattern::parse(p)?);
             }

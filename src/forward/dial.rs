@@ -11,7 +11,7 @@ use super::allow::{Destination, HostPattern};
 /// `PATTERN[:PORT]=HOST[:PORT]`: destinations whose host matches (and whose port is PORT, when
 /// given) go to HOST instead of what DNS says: an interface endpoint's private IPs, a test
 /// server. Without a port on the right the destination's own port is kept, so one rule serves
-/// both CONNECT to 443 and plain HTTP to 80.
+/// both CONNECT to 443 and plain HTTP to 80. PATTERN is an allow-list pattern: `*` is one label.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectTo {
     pub pattern: HostPattern,
@@ -127,5 +127,6 @@ mod tests {
         assert!(https.applies_to(&dest("s3.amazonaws.com", 443)));
         assert!(!https.applies_to(&dest("s3.amazonaws.com", 80)));
         assert!(!any.applies_to(&dest("example.com", 443)));
+        assert!(!any.applies_to(&dest("bucket.s3.amazonaws.com", 443)), "`*` is one label, as in the allow list");
     }
 }

@@ -61,6 +61,8 @@ fn known_sequence() -> Metrics {
     m.credential_refresh(true);
     m.credential_refresh(false);
     m.credential_refresh(true);
+    m.connection_refused(Mode::Endpoint);
+    m.connection_refused(Mode::Endpoint);
     m
 }
 
@@ -101,6 +103,8 @@ fn render_after_a_known_sequence() {
         (r#"s3gate_upstream_credential_refreshes_total{result="failure"}"#, "1"),
         (r#"s3gate_active_connections{mode="endpoint"}"#, "0"),
         (r#"s3gate_active_connections{mode="forward"}"#, "0"),
+        (r#"s3gate_refused_connections_total{mode="endpoint"}"#, "2"),
+        (r#"s3gate_refused_connections_total{mode="forward"}"#, "0"),
         ("s3gate_active_tunnels", "0"),
     ];
     for (series, value) in expect {
@@ -119,6 +123,7 @@ fn render_after_a_known_sequence() {
         ("s3gate_policy_denials_total", "counter"),
         ("s3gate_network_denials_total", "counter"),
         ("s3gate_active_connections", "gauge"),
+        ("s3gate_refused_connections_total", "counter"),
         ("s3gate_active_tunnels", "gauge"),
         ("s3gate_upstream_credential_refreshes_total", "counter"),
     ] {

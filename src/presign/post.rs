@@ -83,8 +83,9 @@ pub enum SuccessAction {
 
 /// Reads and verifies a form upload to `bucket` (from the request's path or virtual host).
 ///
-/// `body` may be hyper's `Incoming` or any body (the proxy may wrap it in its idle timeout
-/// first: reading the fields waits on the client). Fields after the file are not read, as in
+/// `body` may be hyper's `Incoming` or any body; the proxy wraps it in its idle timeout first,
+/// since reading the fields waits on the client before anything is verified, and a timeout's
+/// S3 error (`RequestTimeout`) is kept as the form's. Fields after the file are not read, as in
 /// S3. Errors are S3's: `PreconditionFailed` for a body that is not multipart/form-data,
 /// `MalformedPOSTRequest`, `MaxPostPreDataLengthExceeded`, `InvalidArgument` for a missing
 /// field or file, `AccessDenied` for an unsigned form, an expired policy ("Invalid according to

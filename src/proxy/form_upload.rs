@@ -12,6 +12,7 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use super::timeout::{BodySent, IdleTimeout};
 use super::{access, host_of, internal, response_filter, FailureSlot, Gateway, Outgoing, RequestContext};
 use crate::body::{self, Body};
 use crate::error::{S3Error, S3ErrorCode};
@@ -71,7 +72,12 @@ impl Gateway {
         let now = time::OffsetDateTime::now_utc();
         let (parts, incoming) = req.into_parts();
         let counted = super::record::Counting::new(incoming, ctx.bytes_in.clone());
-        let req = Request::from_parts(parts, counted);
+        // Every read of the form waits on the client, the fields (read before any signature
+        // can be checked) as much as the file: a stall is `RequestTimeout`, as for any body.
+        let limit = self.config.upstream.idle_timeout;
+        let watched =
+            IdleTimeout::client_body(body::boxed(counted), limit, FailureSlot::default(), BodySent::default());
+        let req = Request::from_parts(parts, watched);
         let upload = post::post_object(req, bucket, &self.config.keys, now, self.config.max_clock_skew)
             .await
             .inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;

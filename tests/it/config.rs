@@ -59,12 +59,33 @@ fn bad_values_have_clear_errors() {
         (&[], "no client credentials"),
         (&[("S3GATE_CREDENTIALS", "A:1"), ("S3GATE_MAX_CLOCK_SKEW", "soon")], "MAX_CLOCK_SKEW"),
         (&[("S3GATE_CREDENTIALS", "A:1"), ("S3GATE_DOMAIN", "http://x")], "domain"),
+        (&[("S3GATE_CREDENTIALS", "A:1"), ("S3GATE_MAX_CONNECTIONS", "0")], "max-connections"),
+        (&[("S3GATE_CREDENTIALS", "A:1"), ("S3GATE_MAX_CONNECTIONS", "many")], "MAX_CONNECTIONS"),
     ];
     for (pairs, needle) in cases {
         let e = env(pairs);
         let err = Config::resolve(&ServeArgs::default(), &e, None).and_then(Config::validate).expect_err("invalid");
         assert!(err.to_string().contains(needle), "{pairs:?}: {err}");
     }
+}
+
+#[test]
+fn max_connections_follows_the_precedence_and_applies_to_both_listeners() {
+    let load = |args: &ServeArgs, pairs: &[(&str, &str)], file: &str| {
+        let mut e = env(pairs);
+        e.insert("S3GATE_CREDENTIALS".into(), "A:1".into());
+        Config::validate(Config::resolve(args, &e, Some(file)).expect("resolves")).expect("valid")
+    };
+    let cfg = load(&ServeArgs::default(), &[], "");
+    assert_eq!(cfg.max_connections, s3gate::server::limits::default_max_connections());
+    assert!(cfg.max_connections >= 1024);
+    let file = "max_connections = 300\n[forward]\nlisten = \"127.0.0.1:3128\"";
+    let cfg = load(&ServeArgs::default(), &[], file);
+    assert_eq!(cfg.max_connections, 300, "the file beats the default");
+    assert_eq!(cfg.forward.expect("forward").max_connections, 300, "the forward listener has the same cap");
+    assert_eq!(load(&ServeArgs::default(), &[("S3GATE_MAX_CONNECTIONS", "200")], file).max_connections, 200);
+    let args = ServeArgs { max_connections: Some(100), ..Default::default() };
+    assert_eq!(load(&args, &[("S3GATE_MAX_CONNECTIONS", "200")], file).max_connections, 100, "the flag wins");
 }
 
 #[test]

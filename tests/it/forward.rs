@@ -4,6 +4,7 @@
 
 mod clients;
 mod memory;
+mod names;
 mod origin;
 mod settings;
 mod wire;

@@ -10,6 +10,7 @@ mod endpoint;
 mod errors;
 mod forward;
 mod hardening;
+mod limits;
 mod logs;
 mod observe;
 mod payloads;

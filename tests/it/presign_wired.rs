@@ -317,3 +317,57 @@ policy = '{{ "Version": "2012-10-17", "Statement": [{{ "Effect": "Allow", "Actio
     assert_eq!(status, 204, "{body}");
     assert!(exists(&gw.upstream.direct_client(), "drop", "private.txt").await);
 }
+
+/// Sends a form upload's head and `body`, then stalls; returns what the gateway answered and
+/// how long it took.
+async fn stalled_form(gw: &Gateway, boundary: &str, body: &str) -> (String, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let head = format!(
+        "POST /drop HTTP/1.1\r\nHost: {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
+         Content-Length: 1000000\r\n\r\n",
+        gw.addr()
+    );
+    let mut sock = tokio::net::TcpStream::connect(gw.addr()).await.expect("connect");
+    sock.write_all(head.as_bytes()).await.expect("head");
+    sock.write_all(body.as_bytes()).await.expect("the form's start");
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "a stalled form must be answered and closed, not left hanging");
+    (String::from_utf8_lossy(&answer).into_owned(), started.elapsed())
+}
+
+fn form_part(boundary: &str, name: &str, value: &str) -> String {
+    format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+}
+
+#[tokio::test]
+async fn a_form_that_stalls_before_or_inside_its_file_gets_request_timeout_and_nothing_goes_upstream() {
+    let upstream = crate::support::recorder::Recorder::ok().await;
+    let gw = Gateway::start_with(|a| {
+        a.upstream = Some(upstream.url());
+        a.upstream_timeout = Some(1);
+    })
+    .await;
+    let boundary = "s3gate-stalled-form";
+
+    // One field, then nothing: the fields come before any signature can be checked.
+    let (answer, took) = stalled_form(&gw, boundary, &form_part(boundary, "key", "inbox/x.txt")).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("<Code>RequestTimeout</Code>"), "{answer}");
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+
+    // A signed form whose file stops after its first bytes.
+    let fields = signed_form(serde_json::json!([{"bucket": "drop"}, {"key": "k"}]), &[("key", "k")]);
+    let mut body: String = fields.iter().map(|(n, v)| form_part(boundary, n, v)).collect();
+    body.push_str(&format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.txt\"\r\n\r\nthe first bytes"
+    ));
+    let (answer, took) = stalled_form(&gw, boundary, &body).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("<Code>RequestTimeout</Code>"), "{answer}");
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+
+    assert!(upstream.requests().is_empty(), "a stalled form reached the upstream: {:?}", upstream.requests());
+    gw.stop().await;
+}

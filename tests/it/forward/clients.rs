@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use super::origin::Origin;
+use super::origin::{Origin, S3_DOMAINS};
 use super::{addr_of, proxy, PASSWORD, USER};
 use crate::support::{pattern, STORE_AKID, STORE_SECRET};
 
@@ -47,10 +47,11 @@ async fn boto3_through_http_proxy() {
 async fn run((runner, script): (&str, &str), scheme: Scheme) {
     let origin = Origin::start().await;
     let running = proxy(|f| {
-        f.forward_connect_to = vec![
-            format!("*.amazonaws.com:443={}", origin.tls_addr),
-            format!("*.amazonaws.com:80={}", origin.plain_addr),
-        ];
+        // `*` is one label: the S3 names and their buckets' virtual-hosted names.
+        let names = S3_DOMAINS.iter().flat_map(|d| [d.to_string(), format!("*.{d}")]);
+        f.forward_connect_to = names
+            .flat_map(|n| [format!("{n}:443={}", origin.tls_addr), format!("{n}:80={}", origin.plain_addr)])
+            .collect();
         f.forward_user = vec![format!("{USER}:{SCRIPT_PASSWORD}")];
     })
     .await;

@@ -46,8 +46,11 @@ fn the_default_allow_list_is_aws_s3_and_can_be_extended() {
     let e = env(&[("S3GATE_FORWARD_LISTEN", "127.0.0.1:3128"), ("S3GATE_CREDENTIALS", "A:1")]);
     let fwd = load(&ServeArgs::default(), &e, None).expect("valid").forward.expect("on");
     let patterns: Vec<String> = fwd.allow.patterns.iter().map(ToString::to_string).collect();
-    assert!(patterns.contains(&"*.s3.*.amazonaws.com".to_owned()), "{patterns:?}");
-    assert!(patterns.contains(&"*.vpce.amazonaws.com.cn".to_owned()), "{patterns:?}");
+    assert!(patterns.contains(&"*.s3.{region}.amazonaws.com".to_owned()), "{patterns:?}");
+    assert!(patterns.contains(&"*.vpce-*.s3.{region}.vpce.amazonaws.com.cn".to_owned()), "{patterns:?}");
+    for every_privatelink_service in ["*.vpce.amazonaws.com", "*.vpce.amazonaws.com.cn"] {
+        assert!(!patterns.contains(&every_privatelink_service.to_owned()), "{patterns:?}");
+    }
     assert_eq!(fwd.allow.tunnel_ports, [443]);
 
     let e = env(&[

@@ -2,6 +2,8 @@
 //! head, and small TCP servers that stay silent, echo, or answer after the client's half-close.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -126,4 +128,38 @@ pub async fn drain_pattern(stream: &mut TcpStream) -> u64 {
         assert_eq!(buf[n - 1], pattern_at(total + n as u64 - 1), "byte {}", total + n as u64 - 1);
         total += n as u64;
     }
+}
+
+/// Sends `GET http://{host}/` (absolute form, plain HTTP) and returns the answer's status.
+pub async fn absolute_get(proxy: SocketAddr, host: &str) -> u16 {
+    let mut stream = TcpStream::connect(proxy).await.expect("connect to the proxy");
+    let req = format!("GET http://{host}/ HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.expect("send the request");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the proxy answers")
+        .expect("read the answer");
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {text:?}"))
+}
+
+/// A destination that counts the connections it accepts and answers each with a small HTTP
+/// 200 (a tunnel's client need not read it), then closes once the client has.
+pub async fn counting_server() -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+                let mut sink = [0u8; 4096];
+                while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    (addr, count, task)
 }

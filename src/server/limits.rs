@@ -1,0 +1,174 @@
+//! What one client connection may hold: a place among `--max-connections`, and a connection
+//! with no request in flight only for so long.
+//!
+//! Past the cap a connection is not left waiting in the accept queue (where it would look like
+//! a hung server) but answered at once, S3-style, with `503 SlowDown`, which SDKs retry with
+//! backoff. The answer is sent by a few short-lived tasks of their own ([`MAX_REFUSALS`] at once,
+//! [`REFUSAL_TIME`] each), so a flood of connections past the cap costs a bounded amount of
+//! work and never takes a place; beyond that, connections are closed unanswered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// Connections past the cap answered at once; more are closed without an answer.
+pub const MAX_REFUSALS: usize = 64;
+/// The longest a refused connection is served: TLS handshake, the request, the answer.
+pub const REFUSAL_TIME: Duration = Duration::from_secs(5);
+/// How long a refused connection waits for its request, and stays after its answer.
+pub const REFUSAL_IDLE: Duration = Duration::from_secs(2);
+
+/// `--max-connections` when it is not given, for each listener: 1024 a core, at most 65536.
+///
+/// What a machine can serve grows with its cores, and so, on the usual instance types, does its
+/// memory. A connection costs a file descriptor (two while its request is upstream), a task and
+/// its buffers (up to 64 KiB of request head): 1024 a core is about 128 MiB of buffers at worst
+/// on a 2-core machine, well inside its memory, and far more than SDK connection pools need
+/// (awscli opens 10 connections, a busy JVM service a few hundred). Past it, telling clients to
+/// back off and retry does more good than queueing them. Mind the file-descriptor limit
+/// (`ulimit -n`, systemd's `LimitNOFILE`): it must be above twice this, per listener.
+pub fn default_max_connections() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    1024usize.saturating_mul(cores).min(65_536)
+}
+
+/// `--max-connections` of one listener.
+#[derive(Clone, Debug)]
+pub struct ConnectionCap {
+    places: Arc<Semaphore>,
+    refusals: Arc<Semaphore>,
+}
+
+/// What to do with a connection just accepted. Either permit is held until it is closed.
+#[derive(Debug)]
+pub enum Admission {
+    Serve(OwnedSemaphorePermit),
+    Refuse(OwnedSemaphorePermit),
+    Close,
+}
+
+impl ConnectionCap {
+    pub fn new(max: usize) -> Self {
+        let max = max.clamp(1, Semaphore::MAX_PERMITS);
+        Self { places: Arc::new(Semaphore::new(max)), refusals: Arc::new(Semaphore::new(MAX_REFUSALS)) }
+    }
+
+    pub fn admit(&self) -> Admission {
+        if let Ok(place) = self.places.clone().try_acquire_owned() {
+            return Admission::Serve(place);
+        }
+        match self.refusals.clone().try_acquire_owned() {
+            Ok(permit) => Admission::Refuse(permit),
+            Err(_) => Admission::Close,
+        }
+    }
+}
+
+/// One connection's requests in flight, and since when it has had none.
+#[derive(Clone, Debug)]
+pub struct Activity(Arc<watch::Sender<State>>);
+
+#[derive(Clone, Copy, Debug)]
+struct State {
+    in_flight: usize,
+    idle_since: Instant,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self(Arc::new(watch::Sender::new(State { in_flight: 0, idle_since: Instant::now() })))
+    }
+}
+
+impl Activity {
+    /// Counts a request as in flight until the guard is dropped: keep it until the response
+    /// body has been sent (or the request was given up).
+    pub fn request_started(&self) -> RequestGuard {
+        self.0.send_modify(|s| s.in_flight += 1);
+        RequestGuard(self.0.clone())
+    }
+
+    /// Resolves once the connection has had no request in flight for `limit`.
+    pub async fn idle_for(&self, limit: Duration) {
+        let mut rx = self.0.subscribe();
+        loop {
+            let state = *rx.borrow_and_update();
+            if state.in_flight > 0 {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            let deadline = state.idle_since + limit;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {}
+                changed = rx.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+}
+
+/// A request in flight on its connection.
+#[derive(Debug)]
+pub struct RequestGuard(Arc<watch::Sender<State>>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|s| {
+            s.in_flight = s.in_flight.saturating_sub(1);
+            if s.in_flight == 0 {
+                s.idle_since = Instant::now();
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_the_cap_a_few_connections_are_refused_and_the_rest_closed() {
+        let cap = ConnectionCap::new(2);
+        let a = cap.admit();
+        let b = cap.admit();
+        assert!(matches!((&a, &b), (Admission::Serve(_), Admission::Serve(_))));
+        let refused: Vec<Admission> = (0..MAX_REFUSALS).map(|_| cap.admit()).collect();
+        assert!(refused.iter().all(|r| matches!(r, Admission::Refuse(_))));
+        assert!(matches!(cap.admit(), Admission::Close), "refusals are bounded too");
+        drop(a);
+        let c = cap.admit();
+        assert!(matches!(c, Admission::Serve(_)), "a closed connection frees its place");
+        drop(refused);
+        assert!(matches!(cap.admit(), Admission::Refuse(_)), "a refusal never held a place");
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_idle_only_with_no_request_in_flight() {
+        let activity = Activity::default();
+        let limit = Duration::from_millis(200);
+        let guard = activity.request_started();
+        let idle = activity.idle_for(limit);
+        tokio::pin!(idle);
+        tokio::select! {
+            () = idle.as_mut() => panic!("idle with a request in flight"),
+            () = tokio::time::sleep(limit * 3) => {}
+        }
+        let second = activity.request_started();
+        drop(guard);
+        tokio::select! {
+            () = idle.as_mut() => panic!("idle with the second request in flight"),
+            () = tokio::time::sleep(limit * 2) => {}
+        }
+        drop(second);
+        let ended = Instant::now();
+        idle.await;
+        let waited = ended.elapsed();
+        assert!(waited >= limit && waited < limit * 3, "idle {waited:?} after the last request ended");
+    }
+}
