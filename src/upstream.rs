@@ -274,32 +274,9 @@ impl Router {
         let Some(bucket) = bucket else { return &self.default };
         self.routes
             .iter()
-            .find(|r| r.pattern.as_deref().is_some_and(|p| glob(p.as_bytes(), bucket.as_bytes())))
+            .find(|r| r.pattern.as_deref().is_some_and(|p| crate::glob::matches(p, bucket)))
             .unwrap_or(&self.default)
     }
-}
-
-/// `*` matches any run of characters, `?` one character.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while t < text.len() {
-        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
-            p += 1;
-            t += 1;
-        } else if p < pattern.len() && pattern[p] == b'*' {
-            star = Some(p);
-            mark = t;
-            p += 1;
-        } else if let Some(s) = star {
-            p = s + 1;
-            mark += 1;
-            t = mark;
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 /// Native roots plus the operator's private CA, if any.
@@ -371,12 +348,12 @@ mod tests {
 
     #[test]
     fn globs_match_bucket_names() {
-        assert!(glob(b"logs-*", b"logs-2026"));
-        assert!(glob(b"*", b"anything"));
-        assert!(glob(b"a?c", b"abc"));
-        assert!(!glob(b"a?c", b"abbc"));
-        assert!(glob(b"*-eu-*", b"data-eu-west"));
-        assert!(!glob(b"logs-*", b"log"));
+        assert!(crate::glob::matches("logs-*", "logs-2026"));
+        assert!(crate::glob::matches("*", "anything"));
+        assert!(crate::glob::matches("a?c", "abc"));
+        assert!(!crate::glob::matches("a?c", "abbc"));
+        assert!(crate::glob::matches("*-eu-*", "data-eu-west"));
+        assert!(!crate::glob::matches("logs-*", "log"));
     }
 
     #[test]

@@ -210,16 +210,22 @@ impl fmt::Display for HostPattern {
 }
 
 /// One label against one pattern label: `*` matches a non-empty run, `{region}` a region name.
-/// Labels are at most 63 bytes and patterns hold few wildcards, so backtracking is fine.
+/// Labels are at most 63 bytes and patterns hold few placeholders, so trying each split is fine.
 fn label_matches(p: &[u8], s: &[u8]) -> bool {
-    if let Some(rest) = p.strip_prefix(REGION) {
-        return (1..=s.len()).any(|n| is_region(&s[..n]) && label_matches(rest, &s[n..]));
-    }
-    match p.split_first() {
-        None => s.is_empty(),
-        Some((b'*', rest)) => (1..=s.len()).any(|n| label_matches(rest, &s[n..])),
-        Some((c, rest)) => s.first() == Some(c) && label_matches(rest, &s[1..]),
-    }
+    let Some(at) = p.windows(REGION.len()).position(|w| w == REGION) else { return label_glob(p, s) };
+    let (before, after) = (&p[..at], &p[at + REGION.len()..]);
+    (0..=s.len()).any(|a| {
+        label_glob(before, &s[..a]) && (a + 1..=s.len()).any(|b| is_region(&s[a..b]) && label_matches(after, &s[b..]))
+    })
+}
+
+/// The wildcard part of a label, through the shared matcher: inside a label `*` is never
+/// empty (`s3-*` does not match `s3-`), so it is one character and then any run.
+fn label_glob(p: &[u8], s: &[u8]) -> bool {
+    use crate::glob::{glob, Tok};
+    let toks: Vec<Tok<u8>> =
+        p.iter().flat_map(|&c| if c == b'*' { vec![Tok::One, Tok::Any] } else { vec![Tok::Lit(c)] }).collect();
+    glob(&toks, s)
 }
 
 /// An AWS region name's shape: two letters, one or more words, a number (`us-east-1`,

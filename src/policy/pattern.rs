@@ -23,13 +23,7 @@ pub(super) struct Pattern {
     parts: Vec<Part>,
 }
 
-/// What a resolved part matches.
-#[derive(Clone, Copy, PartialEq)]
-enum Tok {
-    Char(char),
-    AnyString,
-    AnyChar,
-}
+type Tok = crate::glob::Tok<char>;
 
 impl Pattern {
     /// `wildcards`: whether `*`/`?` match anything (Action, Resource, StringLike) or only
@@ -62,9 +56,9 @@ impl Pattern {
         let mut toks = Vec::with_capacity(self.parts.len());
         for part in &self.parts {
             match part {
-                Part::Char(c) => toks.push(Tok::Char(*c)),
-                Part::AnyString => toks.push(Tok::AnyString),
-                Part::AnyChar => toks.push(Tok::AnyChar),
+                Part::Char(c) => toks.push(Tok::Lit(*c)),
+                Part::AnyString => toks.push(Tok::Any),
+                Part::AnyChar => toks.push(Tok::One),
                 Part::Var { key, default } => {
                     let resolved = match lookup(context, key) {
                         Some([one]) => one.as_str(),
@@ -75,7 +69,7 @@ impl Pattern {
                             None => return false,
                         },
                     };
-                    toks.extend(resolved.chars().map(Tok::Char));
+                    toks.extend(resolved.chars().map(Tok::Lit));
                 }
             }
         }
@@ -83,14 +77,14 @@ impl Pattern {
             let toks: Vec<Tok> = toks
                 .into_iter()
                 .flat_map(|t| match t {
-                    Tok::Char(c) => c.to_lowercase().map(Tok::Char).collect(),
+                    Tok::Lit(c) => c.to_lowercase().map(Tok::Lit).collect(),
                     other => vec![other],
                 })
                 .collect();
             let value: Vec<char> = value.chars().flat_map(char::to_lowercase).collect();
-            glob(&toks, &value)
+            crate::glob::glob(&toks, &value)
         } else {
-            glob(&toks, &value.chars().collect::<Vec<_>>())
+            crate::glob::glob(&toks, &value.chars().collect::<Vec<_>>())
         }
     }
 }
@@ -118,30 +112,6 @@ fn variable(inner: &str) -> Result<Part, String> {
         return Err(format!("invalid policy variable ${{{inner}}}"));
     }
     Ok(Part::Var { key: key.to_owned(), default })
-}
-
-/// Wildcard match with single-star backtracking: linear in practice, never exponential.
-fn glob(pattern: &[Tok], value: &[char]) -> bool {
-    let (mut p, mut v) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while v < value.len() {
-        match pattern.get(p) {
-            Some(Tok::AnyChar) => (p, v) = (p + 1, v + 1),
-            Some(Tok::Char(c)) if *c == value[v] => (p, v) = (p + 1, v + 1),
-            Some(Tok::AnyString) => {
-                star = Some((p, v));
-                p += 1;
-            }
-            _ => match star {
-                Some((sp, sv)) => {
-                    star = Some((sp, sv + 1));
-                    (p, v) = (sp + 1, sv + 1);
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|t| *t == Tok::AnyString)
 }
 
 #[cfg(test)]
