@@ -31,6 +31,7 @@ pub enum S3ErrorCode {
     InvalidRequest,
     InvalidURI,
     MalformedPOSTRequest,
+    MalformedXML,
     MaxPostPreDataLengthExceeded,
     MissingContentLength,
     MissingSecurityHeader,
@@ -62,6 +63,7 @@ impl S3ErrorCode {
             Self::InvalidRequest => "InvalidRequest",
             Self::InvalidURI => "InvalidURI",
             Self::MalformedPOSTRequest => "MalformedPOSTRequest",
+            Self::MalformedXML => "MalformedXML",
             Self::MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceeded",
             Self::MissingContentLength => "MissingContentLength",
             Self::MissingSecurityHeader => "MissingSecurityHeader",
@@ -95,6 +97,7 @@ impl S3ErrorCode {
             | Self::InvalidRequest
             | Self::InvalidURI
             | Self::MalformedPOSTRequest
+            | Self::MalformedXML
             | Self::MaxPostPreDataLengthExceeded
             | Self::MissingSecurityHeader
             | Self::RequestTimeout
