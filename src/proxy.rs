@@ -7,6 +7,7 @@
 //! stream through every phase; none is held whole.
 
 mod access;
+mod delete_objects;
 mod form_upload;
 pub(crate) mod headers;
 pub mod payload;
@@ -16,7 +17,6 @@ mod timeout;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -246,7 +246,9 @@ impl Gateway {
     }
 
     /// Phase 3: the credential's policy, if it has one. Denied requests never reach the
-    /// upstream (a denied PUT's body is not read).
+    /// upstream (a denied PUT's body is not read). DeleteObjects names its objects only in
+    /// its body, and IAM has no bucket-level permission for it: each object is checked by
+    /// `policy_body_checks`.
     fn authorize<B>(
         &self,
         req: &Request<B>,
@@ -256,6 +258,7 @@ impl Gateway {
     ) -> Result<(), S3Error> {
         match self.config.keys.policy(&verified.access_key_id) {
             None => Ok(()),
+            Some(_) if s3.operation() == "DeleteObjects" => Ok(()),
             Some(policy) => {
                 access::check_policy(&policy, s3, req.headers(), ctx.client.ip(), ctx.secure, &verified.access_key_id)
             }
@@ -280,6 +283,9 @@ impl Gateway {
         let mut headers = headers::forwardable(&parts.headers);
         let content_length = headers::content_length(&parts.headers)?;
         let framed = content_length.is_some() || parts.headers.contains_key(header::TRANSFER_ENCODING);
+        // A body the policy reads whole must be the payload itself, unframed, for the policy
+        // to see what the upstream will parse (see `policy_body_checks`).
+        let whole = self.reads_body_whole(s3, verified);
         let (body, payload_hash) = match &verified.payload {
             // No Content-Length and no Transfer-Encoding: HTTP says there is no body. Say so
             // upstream with an explicit length, or hyper would pick chunked framing.
@@ -318,10 +324,12 @@ impl Gateway {
                     amz_date: verified.amz_date.clone(),
                     seed_signature: verified.seed_signature,
                 };
-                chunked(&parts.headers, &mut headers, incoming, signing, *trailer, slot)?
+                let output = if *trailer && !whole { ChunkedOutput::UnsignedTrailer } else { ChunkedOutput::Decoded };
+                chunked(&parts.headers, &mut headers, incoming, signing, *trailer, output, slot)?
             }
             PayloadMode::StreamingUnsignedTrailer => {
-                chunked(&parts.headers, &mut headers, incoming, ChunkSigning::Unsigned, true, slot)?
+                let output = if whole { ChunkedOutput::Decoded } else { ChunkedOutput::UnsignedTrailer };
+                chunked(&parts.headers, &mut headers, incoming, ChunkSigning::Unsigned, true, output, slot)?
             }
         };
         let bodiless = http_body::Body::is_end_stream(&body);
@@ -341,33 +349,6 @@ impl Gateway {
         headers::alias_copy_source(&mut headers, &self.router);
         let query = upstream_query(parts.uri.query(), verified.presigned);
         Ok(Outgoing { method: parts.method, headers, query, body, payload_hash, bodiless })
-    }
-
-    /// DeleteObjects under a policy: every key in the body is checked before anything is sent.
-    async fn policy_body_checks(
-        &self,
-        out: Outgoing,
-        s3: &S3Request,
-        verified: &Verified,
-        ctx: &RequestContext,
-    ) -> Result<Outgoing, S3Error> {
-        if s3.operation() != "DeleteObjects" {
-            return Ok(out);
-        }
-        let Some(policy) = self.config.keys.policy(&verified.access_key_id) else { return Ok(out) };
-        let Outgoing { method, headers, query, body, payload_hash, bodiless } = out;
-        let bytes: Bytes = access::check_delete_objects(
-            &policy,
-            s3,
-            &headers,
-            ctx.client.ip(),
-            ctx.secure,
-            &verified.access_key_id,
-            body,
-        )
-        .await
-        .inspect_err(|_| self.metrics.policy_denied("s3:DeleteObject"))?;
-        Ok(Outgoing { method, headers, query, body: body::full(bytes), payload_hash, bodiless })
     }
 
     /// Phase 5: sign for the route's upstream and send. A bodiless request that the upstream
@@ -463,28 +444,36 @@ impl Gateway {
     }
 }
 
+/// An aws-chunked client body, verified as it streams, sent upstream as `output` says. A
+/// decoded body with a trailer has its trailing checksum verified here; `x-amz-trailer` then
+/// stays, so that the body read whole can carry the checksum on as a header (`plain_body`).
+#[allow(clippy::too_many_arguments)]
 fn chunked(
     client_headers: &http::HeaderMap,
     headers: &mut http::HeaderMap,
     incoming: Counting<Incoming>,
     signing: ChunkSigning,
     trailer: bool,
+    output: ChunkedOutput,
     slot: FailureSlot,
 ) -> Result<(Body, String), S3Error> {
     let decoded_len = headers::decoded_content_length(client_headers)?;
     let checksum = headers::announced_trailer_checksum(client_headers);
     headers::strip_aws_chunked_encoding(headers);
     headers.remove(header::CONTENT_LENGTH);
-    if trailer {
+    if output == ChunkedOutput::UnsignedTrailer {
         headers.insert("x-amz-decoded-content-length", HeaderValue::from(decoded_len));
         headers::add_aws_chunked_encoding(headers);
         let b =
             AwsChunkedBody::new(incoming, signing, true, ChunkedOutput::UnsignedTrailer, decoded_len, checksum, slot);
         Ok((body::boxed(b), sigv4::STREAMING_UNSIGNED_TRAILER.to_owned()))
     } else {
-        headers.remove(http::HeaderName::from_static("x-amz-trailer"));
+        if !trailer {
+            headers.remove(http::HeaderName::from_static("x-amz-trailer"));
+        }
         headers::set_content_length(headers, Some(decoded_len));
-        let b = AwsChunkedBody::new(incoming, signing, false, ChunkedOutput::Decoded, decoded_len, None, slot);
+        let checksum = if trailer { checksum } else { None };
+        let b = AwsChunkedBody::new(incoming, signing, trailer, ChunkedOutput::Decoded, decoded_len, checksum, slot);
         Ok((body::boxed(b), sigv4::UNSIGNED_PAYLOAD.to_owned()))
     }
 }
