@@ -184,6 +184,15 @@ impl Gateway {
             ctx.s3 = Some(s3);
             return Err(access::access_denied());
         }
+        if s3.operation() == "CreateSession" {
+            // S3 Express answers CreateSession with temporary credentials of the caller's, here
+            // the upstream's: passing them on would hand the client the upstream's keys.
+            ctx.s3 = Some(s3);
+            return Err(S3Error::new(
+                S3ErrorCode::NotImplemented,
+                "CreateSession is not implemented by this gateway: its answer holds the upstream's credentials.",
+            ));
+        }
         if s3.operation() == "PostObject" {
             // A browser form: its authentication is the signed policy inside the body.
             let bucket = s3.bucket.clone().unwrap_or_default();

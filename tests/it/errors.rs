@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_sdk_s3::primitives::ByteStream;
 
 use crate::support::raw::{self, sha256_hex};
+use crate::support::recorder::Recorder;
 use crate::support::{code_of, create_bucket, exists, sdk_config, Gateway, CLIENT_AKID, CLIENT_SECRET};
 
 #[tokio::test]
@@ -142,4 +143,17 @@ async fn health_endpoint_answers_without_auth() {
     let resp = raw::send(raw::request("GET", gw.addr(), "/_s3gate/health"), "").await;
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body, "ok\n");
+}
+
+#[tokio::test]
+async fn create_session_is_not_implemented_and_never_reaches_the_upstream() {
+    // S3 Express answers CreateSession with session credentials: the upstream's, here.
+    let recorder = Recorder::ok().await;
+    let gw = Gateway::start_with(|a| a.upstream = Some(recorder.url())).await;
+    let mut req = raw::request("GET", gw.addr(), "/express-bucket?session");
+    raw::sign(&mut req, &sha256_hex(b""), SystemTime::now(), CLIENT_SECRET);
+    let resp = raw::send(req, "").await;
+    assert_eq!(resp.status, 501, "{}", resp.body);
+    assert_eq!(resp.code(), "NotImplemented");
+    assert!(recorder.requests().is_empty(), "the upstream saw {:?}", recorder.requests());
 }
