@@ -176,6 +176,10 @@ impl Gateway {
         }
         ensure_host_header(req)?;
         if req.uri().path() == crate::presign::api::API_PATH && req.method() == Method::GET {
+            if !access::host_allowed(&self.config.access, host_of(req).unwrap_or_default()) {
+                self.metrics.network_denied(Mode::Endpoint, "endpoint");
+                return Err(access::access_denied());
+            }
             return self.presign_api(req, ctx).map(Next::Respond);
         }
         let s3 = self.request_filter(req)?;

@@ -60,6 +60,16 @@ pub fn endpoint_allowed(access: &AccessConfig, host: &str, s3: &S3Request) -> bo
         }
         _ => host,
     };
+    host_allowed(access, &endpoint)
+}
+
+/// `--allowed-endpoint` for a Host as it is: s3gate's own paths (the presign API) have no
+/// bucket label to strip.
+pub fn host_allowed(access: &AccessConfig, host: &str) -> bool {
+    if access.allowed_endpoints.is_empty() {
+        return true;
+    }
+    let endpoint = host.to_ascii_lowercase();
     let without_port = match endpoint.rsplit_once(':') {
         Some((h, p)) if !h.is_empty() && p.chars().all(|c| c.is_ascii_digit()) && !endpoint.ends_with(']') => h,
         _ => endpoint.as_str(),
