@@ -124,11 +124,13 @@ pub struct S3Error {
     pub code: S3ErrorCode,
     pub message: Cow<'static, str>,
     pub resource: Option<String>,
+    /// The region S3 names in a wrong-region error, where SDKs look for the one to sign for.
+    pub region: Option<String>,
 }
 
 impl S3Error {
     pub fn new(code: S3ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { code, message: message.into(), resource: None }
+        Self { code, message: message.into(), resource: None, region: None }
     }
 
     pub fn with_resource(mut self, resource: impl Into<String>) -> Self {
@@ -136,11 +138,16 @@ impl S3Error {
         self
     }
 
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
     pub fn status(&self) -> StatusCode {
         self.code.status()
     }
 
-    /// The XML body S3 sends: `<Error><Code/><Message/><Resource/><RequestId/></Error>`.
+    /// The XML body S3 sends: `<Error><Code/><Message/><Resource/><Region/><RequestId/></Error>`.
     pub fn to_xml(&self, request_id: &str) -> String {
         let mut xml = String::with_capacity(256);
         xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>");
@@ -152,6 +159,11 @@ impl S3Error {
             xml.push_str("<Resource>");
             xml_escape_into(&mut xml, resource);
             xml.push_str("</Resource>");
+        }
+        if let Some(region) = &self.region {
+            xml.push_str("<Region>");
+            xml_escape_into(&mut xml, region);
+            xml.push_str("</Region>");
         }
         xml.push_str("<RequestId>");
         xml_escape_into(&mut xml, request_id);

@@ -91,11 +91,14 @@ pub struct Gateway {
     router: Router,
     metrics: Metrics,
     audit: Option<AuditLog>,
+    /// The regions a client's signature may be scoped to (see `access::region_served`).
+    client_regions: Vec<String>,
 }
 
 impl Gateway {
     pub fn new(config: Arc<Config>, router: Router, metrics: Metrics, audit: Option<AuditLog>) -> Self {
-        Self { config, router, metrics, audit }
+        let client_regions = access::client_regions(&config);
+        Self { config, router, metrics, audit, client_regions }
     }
 
     /// Entry point for every endpoint-mode request. Never fails: errors become S3 XML.
@@ -232,8 +235,15 @@ impl Gateway {
         })
     }
 
-    /// Phase 2: SigV4, header or presigned form, against the credentials s3gate issued.
+    /// Phase 2: SigV4, header or presigned form, against the credentials s3gate issued, scoped
+    /// to a region s3gate serves.
     fn authenticate<B>(&self, req: &Request<B>) -> Result<Verified, S3Error> {
+        let verified = self.verify_signature(req)?;
+        access::region_served(&self.client_regions, &self.config.upstream.region, &verified)?;
+        Ok(verified)
+    }
+
+    fn verify_signature<B>(&self, req: &Request<B>) -> Result<Verified, S3Error> {
         let keys = &self.config.keys;
         let lookup = |akid: &str| keys.secret(akid);
         let now = time::OffsetDateTime::now_utc();

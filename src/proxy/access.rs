@@ -1,5 +1,5 @@
-//! Who may do what: network rules (checked before anything else) and per-credential policies
-//! (checked before anything reaches the upstream).
+//! Who may do what: network rules (checked before anything else), the regions a signature may
+//! be scoped to, and per-credential policies (checked before anything reaches the upstream).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -9,11 +9,12 @@ use http::HeaderMap;
 use http_body_util::BodyExt;
 
 use crate::body::Body;
-use crate::config::AccessConfig;
+use crate::config::{AccessConfig, Config};
 use crate::error::{S3Error, S3ErrorCode};
 use crate::policy::{authorize, AuthzRequest, Decision, Policy};
 use crate::s3_request::{self, Addressing, S3Request};
 use crate::s3_xml::DeleteRequest;
+use crate::sigv4::Verified;
 
 /// S3 caps DeleteObjects at 1,000 keys of at most 1,024 bytes; the XML around them stays well
 /// under this.
@@ -75,6 +76,43 @@ pub fn host_allowed(access: &AccessConfig, host: &str) -> bool {
         _ => endpoint.as_str(),
     };
     access.allowed_endpoints.iter().any(|e| *e == endpoint || *e == without_port)
+}
+
+/// The regions clients sign for: `--region` (the one they are told to use, and the one minted
+/// URLs carry) and the `[[route]]` regions.
+pub fn client_regions(config: &Config) -> Vec<String> {
+    let mut regions = vec![config.upstream.region.clone()];
+    for route in &config.routes {
+        if !regions.contains(&route.upstream.region) {
+            regions.push(route.upstream.region.clone());
+        }
+    }
+    regions
+}
+
+/// A signature is scoped to a region, and S3 refuses one scoped to another than its own: so
+/// does s3gate, so that a signature made for another deployment or another region's endpoint
+/// is not valid here. The error names the region to use (`expected`) as S3's does, in the
+/// message and in `<Region>`, where SDKs that follow S3's hint find the region to sign for.
+pub fn region_served(regions: &[String], expected: &str, verified: &Verified) -> Result<(), S3Error> {
+    let region = &verified.scope.region;
+    if regions.contains(region) {
+        return Ok(());
+    }
+    let error = if verified.presigned {
+        S3Error::new(
+            S3ErrorCode::AuthorizationQueryParametersError,
+            format!(
+                "Error parsing the X-Amz-Credential parameter; the region '{region}' is wrong; expecting '{expected}'"
+            ),
+        )
+    } else {
+        S3Error::new(
+            S3ErrorCode::AuthorizationHeaderMalformed,
+            format!("The authorization header is malformed; the region '{region}' is wrong; expecting '{expected}'"),
+        )
+    };
+    Err(error.with_region(expected))
 }
 
 /// The credential's policy against the classified request, and for CopyObject and

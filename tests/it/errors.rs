@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use aws_sdk_s3::config::Region;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 
 use crate::support::raw::{self, sha256_hex};
@@ -156,4 +158,59 @@ async fn create_session_is_not_implemented_and_never_reaches_the_upstream() {
     assert_eq!(resp.status, 501, "{}", resp.body);
     assert_eq!(resp.code(), "NotImplemented");
     assert!(recorder.requests().is_empty(), "the upstream saw {:?}", recorder.requests());
+}
+
+fn client_in(gw: &Gateway, region: &str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        sdk_config(&gw.url, CLIENT_AKID, CLIENT_SECRET, None).region(Region::new(region.to_owned())).build(),
+    )
+}
+
+#[tokio::test]
+async fn a_signature_for_another_region_is_refused_naming_the_right_one() {
+    let gw = Gateway::start().await;
+    let err = client_in(&gw, "us-west-2").list_buckets().send().await.expect_err("wrong region");
+    assert_eq!(code_of(&err), "AuthorizationHeaderMalformed");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
+    assert_eq!(
+        err.as_service_error().and_then(|e| e.message()),
+        Some("The authorization header is malformed; the region 'us-west-2' is wrong; expecting 'us-east-1'")
+    );
+    let body = err.raw_response().and_then(|r| r.body().bytes()).map(|b| String::from_utf8_lossy(b).into_owned());
+    assert!(body.unwrap_or_default().contains("<Region>us-east-1</Region>"), "SDKs read the region to sign for here");
+
+    // A presigned URL scoped to another region.
+    create_bucket(&gw.client(), "reports").await;
+    let presigning = aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(300)).expect("config");
+    let url = client_in(&gw, "eu-central-1")
+        .get_object()
+        .bucket("reports")
+        .key("q1.pdf")
+        .presigned(presigning)
+        .await
+        .expect("presign")
+        .uri()
+        .to_owned();
+    let resp = raw::send(http::Request::get(url).body(()).expect("request"), "").await;
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_eq!(resp.code(), "AuthorizationQueryParametersError");
+    let message =
+        "Error parsing the X-Amz-Credential parameter; the region 'eu-central-1' is wrong; expecting 'us-east-1'";
+    assert!(resp.body.replace("&apos;", "'").contains(message), "{}", resp.body);
+}
+
+#[tokio::test]
+async fn the_configured_region_and_route_regions_are_served() {
+    let toml = r#"
+[[route]]
+bucket = "eu-*"
+upstream = "{STORE}"
+region = "eu-west-1"
+"#;
+    let gw = Gateway::start_with_toml(toml, |a| a.region = Some("ap-south-1".into())).await;
+    client_in(&gw, "ap-south-1").list_buckets().send().await.expect("the configured region");
+    client_in(&gw, "eu-west-1").list_buckets().send().await.expect("a route's region");
+    let err = client_in(&gw, "us-east-1").list_buckets().send().await.expect_err("not served here");
+    assert_eq!(code_of(&err), "AuthorizationHeaderMalformed");
+    assert!(err.as_service_error().and_then(|e| e.message()).unwrap_or_default().ends_with("expecting 'ap-south-1'"));
 }
