@@ -12,6 +12,7 @@ mod form_upload;
 pub(crate) mod headers;
 pub mod payload;
 mod record;
+mod scrub;
 mod timeout;
 
 use std::sync::Arc;
@@ -163,7 +164,8 @@ impl Gateway {
                 let outgoing = self.upstream_request(req, s3, &verified, route, ctx, slot.clone(), sent.clone())?;
                 let outgoing = self.policy_body_checks(outgoing, s3, &verified, ctx).await?;
                 let resp = self.forward(outgoing, s3, route, &slot, &sent).await?;
-                Ok(response_filter(resp, &ctx.request_id, self.config.upstream.idle_timeout))
+                let head = ctx.method == Method::HEAD;
+                Ok(response_filter(resp, &ctx.request_id, self.config.upstream.idle_timeout, route, head).await)
             }
         }
     }
@@ -514,8 +516,15 @@ fn redirect_region<B>(resp: &Response<B>) -> Option<String> {
     resp.headers().get("x-amz-bucket-region").and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
-/// Phase 6: upstream answers pass through unchanged but for hop-by-hop headers.
-fn response_filter(resp: Response<Incoming>, request_id: &str, idle: std::time::Duration) -> Response<Body> {
+/// Phase 6: upstream answers pass through unchanged but for hop-by-hop headers, and small
+/// error bodies cleaned of the upstream's identity (`scrub`).
+async fn response_filter(
+    resp: Response<Incoming>,
+    request_id: &str,
+    idle: std::time::Duration,
+    route: &Route,
+    head: bool,
+) -> Response<Body> {
     let (mut parts, incoming) = resp.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers);
     // Some S3-compatible stores keep the upload's `aws-chunked` framing as the object's
@@ -524,7 +533,22 @@ fn response_filter(resp: Response<Incoming>, request_id: &str, idle: std::time::
     if let Ok(v) = HeaderValue::from_str(request_id) {
         parts.headers.insert("x-s3gate-request-id", v);
     }
-    Response::from_parts(parts, body::boxed(IdleTimeout::upstream_body(body::boxed(incoming), idle)))
+    if !scrub::applies(parts.status, &parts.headers, head) {
+        return Response::from_parts(parts, body::boxed(IdleTimeout::upstream_body(body::boxed(incoming), idle)));
+    }
+    let read = http_body_util::Limited::new(incoming, scrub::MAX_ERROR_BODY as usize);
+    let bytes = match tokio::time::timeout(idle, http_body_util::BodyExt::collect(read)).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        _ => {
+            tracing::warn!(request_id, "reading an upstream error answer failed");
+            return S3Error::new(S3ErrorCode::ServiceUnavailable, "The upstream's answer could not be read.")
+                .into_response(request_id, false);
+        }
+    };
+    let key = route.upstream.credentials().await.ok().map(|c| c.access_key_id().to_owned());
+    let cleaned = scrub::error_body(&bytes, key.as_deref());
+    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(cleaned.len()));
+    Response::from_parts(parts, body::full(cleaned))
 }
 
 /// Answers that never reach the upstream and need no signature.
