@@ -389,7 +389,7 @@ impl Config {
     /// Reads the config file and the files it names, then validates everything.
     pub fn load(args: &ServeArgs, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
         let text = match &args.config {
-            Some(path) => Some(read_text(path)?),
+            Some(path) => Some(read_config_file(path)?),
             None => None,
         };
         let resolved = Self::resolve(args, env, text.as_deref())?;
@@ -542,6 +542,26 @@ pub(crate) fn upstream_config(
         connect_timeout,
         idle_timeout,
     })
+}
+
+/// The `--config` file's text. A file that holds secrets (credentials, a client's inline
+/// secret, proxy passwords) is refused when others may read it, as a credentials file is; one
+/// that only names secret files (a Kubernetes ConfigMap) may be world-readable.
+pub fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    let text = read_text(path)?;
+    // A file that does not parse is reported by `resolve`, with the parser's message.
+    if toml::from_str::<FileConfig>(&text).is_ok_and(|f| holds_secrets(&f)) {
+        refuse_if_readable_by_others(path)?;
+    }
+    Ok(text)
+}
+
+fn holds_secrets(f: &FileConfig) -> bool {
+    f.credentials.as_ref().is_some_and(|c| !c.is_empty())
+        || f.upstream_credentials.is_some()
+        || f.client.iter().flatten().any(|c| c.secret_access_key.is_some())
+        || f.route.iter().flatten().any(|r| r.upstream_credentials.is_some())
+        || f.forward.as_ref().and_then(|fw| fw.user.as_ref()).is_some_and(|u| !u.is_empty())
 }
 
 pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {

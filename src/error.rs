@@ -31,6 +31,7 @@ pub enum S3ErrorCode {
     InvalidRequest,
     InvalidURI,
     MalformedPOSTRequest,
+    MalformedXML,
     MaxPostPreDataLengthExceeded,
     MissingContentLength,
     MissingSecurityHeader,
@@ -63,6 +64,7 @@ impl S3ErrorCode {
             Self::InvalidRequest => "InvalidRequest",
             Self::InvalidURI => "InvalidURI",
             Self::MalformedPOSTRequest => "MalformedPOSTRequest",
+            Self::MalformedXML => "MalformedXML",
             Self::MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceeded",
             Self::MissingContentLength => "MissingContentLength",
             Self::MissingSecurityHeader => "MissingSecurityHeader",
@@ -97,6 +99,7 @@ impl S3ErrorCode {
             | Self::InvalidRequest
             | Self::InvalidURI
             | Self::MalformedPOSTRequest
+            | Self::MalformedXML
             | Self::MaxPostPreDataLengthExceeded
             | Self::MissingSecurityHeader
             | Self::RequestTimeout
@@ -142,11 +145,17 @@ impl S3Error {
         self
     }
 
+    /// The region S3 names in a wrong-region error (`<Region>`), where SDKs look for the one
+    /// to sign for.
+    pub fn with_region(self, region: impl Into<String>) -> Self {
+        self.with_detail("Region", region)
+    }
+
     pub fn status(&self) -> StatusCode {
         self.code.status()
     }
 
-    /// The XML body S3 sends: `<Error><Code/><Message/><Resource/><RequestId/></Error>`.
+    /// The XML body S3 sends: `<Error><Code/><Message/><Resource/><Region/><RequestId/></Error>`.
     pub fn to_xml(&self, request_id: &str) -> String {
         let mut xml = String::with_capacity(256);
         xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>");

@@ -18,6 +18,7 @@ pub mod presign;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod s3_request;
+pub mod s3_xml;
 pub mod server;
 pub mod sigv4;
 pub mod store;

@@ -133,7 +133,7 @@ impl From<PresignError> for S3Error {
 /// The URL is virtual-hosted (`https://BUCKET.s3.example.com/KEY`) when the public URL's host
 /// is one of `domains`, else path style (`https://gateway/BUCKET/KEY`). Over https a bucket
 /// with dots is always path style, as the AWS SDKs do it: `a.b.s3.example.com` is not covered
-/// by a `*.s3.example.com` certificate. `region` is the scope's region; the gateway accepts any.
+/// by a `*.s3.example.com` certificate. `region` is the scope's region: one the gateway serves.
 pub fn mint(
     req: &MintRequest,
     credential: &Credential,

@@ -7,6 +7,7 @@
 //! stream through every phase; none is held whole.
 
 mod access;
+mod delete_objects;
 mod form_upload;
 pub(crate) mod headers;
 pub mod payload;
@@ -14,12 +15,12 @@ pub mod payload;
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod properties;
 mod record;
+mod scrub;
 mod timeout;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -94,11 +95,14 @@ pub struct Gateway {
     router: Router,
     metrics: Metrics,
     audit: Option<AuditLog>,
+    /// The regions a client's signature may be scoped to (see `access::region_served`).
+    client_regions: Vec<String>,
 }
 
 impl Gateway {
     pub fn new(config: Arc<Config>, router: Router, metrics: Metrics, audit: Option<AuditLog>) -> Self {
-        Self { config, router, metrics, audit }
+        let client_regions = access::client_regions(&config);
+        Self { config, router, metrics, audit, client_regions }
     }
 
     /// Entry point for every endpoint-mode request. Never fails: errors become S3 XML.
@@ -163,7 +167,8 @@ impl Gateway {
                 let outgoing = self.upstream_request(req, s3, &verified, route, ctx, slot.clone(), sent.clone())?;
                 let outgoing = self.policy_body_checks(outgoing, s3, &verified, ctx).await?;
                 let resp = self.forward(outgoing, s3, route, &slot, &sent).await?;
-                Ok(response_filter(resp, &ctx.request_id, self.config.upstream.idle_timeout))
+                let head = ctx.method == Method::HEAD;
+                Ok(response_filter(resp, &ctx.request_id, self.config.upstream.idle_timeout, route, head).await)
             }
         }
     }
@@ -179,6 +184,10 @@ impl Gateway {
         }
         ensure_host_header(req)?;
         if req.uri().path() == crate::presign::api::API_PATH && req.method() == Method::GET {
+            if !access::host_allowed(&self.config.access, host_of(req).unwrap_or_default()) {
+                self.metrics.network_denied(Mode::Endpoint, "endpoint");
+                return Err(access::access_denied());
+            }
             return self.presign_api(req, ctx).map(Next::Respond);
         }
         let s3 = self.request_filter(req)?;
@@ -186,6 +195,15 @@ impl Gateway {
             self.metrics.network_denied(Mode::Endpoint, "endpoint");
             ctx.s3 = Some(s3);
             return Err(access::access_denied());
+        }
+        if s3.op() == Operation::CreateSession {
+            // S3 Express answers CreateSession with temporary credentials of the caller's, here
+            // the upstream's: passing them on would hand the client the upstream's keys.
+            ctx.s3 = Some(s3);
+            return Err(S3Error::new(
+                S3ErrorCode::NotImplemented,
+                "CreateSession is not implemented by this gateway: its answer holds the upstream's credentials.",
+            ));
         }
         if s3.op() == Operation::PostObject {
             // A browser form: its authentication is the signed policy inside the body.
@@ -223,8 +241,15 @@ impl Gateway {
         })
     }
 
-    /// Phase 2: SigV4, header or presigned form, against the credentials s3gate issued.
+    /// Phase 2: SigV4, header or presigned form, against the credentials s3gate issued, scoped
+    /// to a region s3gate serves.
     fn authenticate<B>(&self, req: &Request<B>) -> Result<Verified, S3Error> {
+        let verified = self.verify_signature(req)?;
+        access::region_served(&self.client_regions, &self.config.upstream.region, &verified)?;
+        Ok(verified)
+    }
+
+    fn verify_signature<B>(&self, req: &Request<B>) -> Result<Verified, S3Error> {
         let keys = &self.config.keys;
         let lookup = |akid: &str| keys.secret(akid);
         let now = time::OffsetDateTime::now_utc();
@@ -253,7 +278,9 @@ impl Gateway {
     }
 
     /// Phase 3: the credential's policy, if it has one. Denied requests never reach the
-    /// upstream (a denied PUT's body is not read).
+    /// upstream (a denied PUT's body is not read). DeleteObjects names its objects only in
+    /// its body, and IAM has no bucket-level permission for it: each object is checked by
+    /// `policy_body_checks`.
     fn authorize<B>(
         &self,
         req: &Request<B>,
@@ -263,6 +290,7 @@ impl Gateway {
     ) -> Result<(), S3Error> {
         match self.config.keys.policy(&verified.access_key_id) {
             None => Ok(()),
+            Some(_) if s3.operation() == "DeleteObjects" => Ok(()),
             Some(policy) => {
                 access::check_policy(&policy, s3, req.headers(), ctx.client.ip(), ctx.secure, &verified.access_key_id)
             }
@@ -287,6 +315,9 @@ impl Gateway {
         let mut headers = headers::forwardable(&parts.headers, &verified.signed_headers);
         let content_length = headers::content_length(&parts.headers)?;
         let framed = content_length.is_some() || parts.headers.contains_key(header::TRANSFER_ENCODING);
+        // A body the policy reads whole must be the payload itself, unframed, for the policy
+        // to see what the upstream will parse (see `policy_body_checks`).
+        let whole = self.reads_body_whole(s3, verified);
         let (body, payload_hash) = match &verified.payload {
             // No Content-Length and no Transfer-Encoding: HTTP says there is no body. Say so
             // upstream with an explicit length, or hyper would pick chunked framing.
@@ -325,10 +356,12 @@ impl Gateway {
                     amz_date: verified.amz_date.clone(),
                     seed_signature: verified.seed_signature,
                 };
-                chunked(&parts.headers, &mut headers, incoming, signing, *trailer, slot)?
+                let output = if *trailer && !whole { ChunkedOutput::UnsignedTrailer } else { ChunkedOutput::Decoded };
+                chunked(&parts.headers, &mut headers, incoming, signing, *trailer, output, slot)?
             }
             PayloadMode::StreamingUnsignedTrailer => {
-                chunked(&parts.headers, &mut headers, incoming, ChunkSigning::Unsigned, true, slot)?
+                let output = if whole { ChunkedOutput::Decoded } else { ChunkedOutput::UnsignedTrailer };
+                chunked(&parts.headers, &mut headers, incoming, ChunkSigning::Unsigned, true, output, slot)?
             }
         };
         let bodiless = http_body::Body::is_end_stream(&body);
@@ -348,33 +381,6 @@ impl Gateway {
         headers::alias_copy_source(&mut headers, &self.router);
         let query = upstream_query(parts.uri.query(), verified.presigned);
         Ok(Outgoing { method: parts.method, headers, query, body, payload_hash, bodiless })
-    }
-
-    /// DeleteObjects under a policy: every key in the body is checked before anything is sent.
-    async fn policy_body_checks(
-        &self,
-        out: Outgoing,
-        s3: &S3Request,
-        verified: &Verified,
-        ctx: &RequestContext,
-    ) -> Result<Outgoing, S3Error> {
-        if s3.op() != Operation::DeleteObjects {
-            return Ok(out);
-        }
-        let Some(policy) = self.config.keys.policy(&verified.access_key_id) else { return Ok(out) };
-        let Outgoing { method, headers, query, body, payload_hash, bodiless } = out;
-        let bytes: Bytes = access::check_delete_objects(
-            &policy,
-            s3,
-            &headers,
-            ctx.client.ip(),
-            ctx.secure,
-            &verified.access_key_id,
-            body,
-        )
-        .await
-        .inspect_err(|_| self.metrics.policy_denied("s3:DeleteObject"))?;
-        Ok(Outgoing { method, headers, query, body: body::full(bytes), payload_hash, bodiless })
     }
 
     /// Phase 5: sign for the route's upstream and send. A bodiless request that the upstream
@@ -470,28 +476,36 @@ impl Gateway {
     }
 }
 
+/// An aws-chunked client body, verified as it streams, sent upstream as `output` says. A
+/// decoded body with a trailer has its trailing checksum verified here; `x-amz-trailer` then
+/// stays, so that the body read whole can carry the checksum on as a header (`plain_body`).
+#[allow(clippy::too_many_arguments)]
 fn chunked(
     client_headers: &http::HeaderMap,
     headers: &mut http::HeaderMap,
     incoming: Counting<Incoming>,
     signing: ChunkSigning,
     trailer: bool,
+    output: ChunkedOutput,
     slot: FailureSlot,
 ) -> Result<(Body, String), S3Error> {
     let decoded_len = headers::decoded_content_length(client_headers)?;
     let checksum = headers::announced_trailer_checksum(client_headers);
     headers::strip_aws_chunked_encoding(headers);
     headers.remove(header::CONTENT_LENGTH);
-    if trailer {
+    if output == ChunkedOutput::UnsignedTrailer {
         headers.insert("x-amz-decoded-content-length", HeaderValue::from(decoded_len));
         headers::add_aws_chunked_encoding(headers);
         let b =
             AwsChunkedBody::new(incoming, signing, true, ChunkedOutput::UnsignedTrailer, decoded_len, checksum, slot);
         Ok((body::boxed(b), sigv4::STREAMING_UNSIGNED_TRAILER.to_owned()))
     } else {
-        headers.remove(http::HeaderName::from_static("x-amz-trailer"));
+        if !trailer {
+            headers.remove(http::HeaderName::from_static("x-amz-trailer"));
+        }
         headers::set_content_length(headers, Some(decoded_len));
-        let b = AwsChunkedBody::new(incoming, signing, false, ChunkedOutput::Decoded, decoded_len, None, slot);
+        let checksum = if trailer { checksum } else { None };
+        let b = AwsChunkedBody::new(incoming, signing, trailer, ChunkedOutput::Decoded, decoded_len, checksum, slot);
         Ok((body::boxed(b), sigv4::UNSIGNED_PAYLOAD.to_owned()))
     }
 }
@@ -509,8 +523,15 @@ fn redirect_region<B>(resp: &Response<B>) -> Option<String> {
     resp.headers().get("x-amz-bucket-region").and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
-/// Phase 6: upstream answers pass through unchanged but for hop-by-hop headers.
-fn response_filter(resp: Response<Incoming>, request_id: &str, idle: std::time::Duration) -> Response<Body> {
+/// Phase 6: upstream answers pass through unchanged but for hop-by-hop headers, and small
+/// error bodies cleaned of the upstream's identity (`scrub`).
+async fn response_filter(
+    resp: Response<Incoming>,
+    request_id: &str,
+    idle: std::time::Duration,
+    route: &Route,
+    head: bool,
+) -> Response<Body> {
     let (mut parts, incoming) = resp.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers);
     // Some S3-compatible stores keep the upload's `aws-chunked` framing as the object's
@@ -519,7 +540,22 @@ fn response_filter(resp: Response<Incoming>, request_id: &str, idle: std::time::
     if let Ok(v) = HeaderValue::from_str(request_id) {
         parts.headers.insert("x-s3gate-request-id", v);
     }
-    Response::from_parts(parts, body::boxed(IdleTimeout::upstream_body(body::boxed(incoming), idle)))
+    if !scrub::applies(parts.status, &parts.headers, head) {
+        return Response::from_parts(parts, body::boxed(IdleTimeout::upstream_body(body::boxed(incoming), idle)));
+    }
+    let read = http_body_util::Limited::new(incoming, scrub::MAX_ERROR_BODY as usize);
+    let bytes = match tokio::time::timeout(idle, http_body_util::BodyExt::collect(read)).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        _ => {
+            tracing::warn!(request_id, "reading an upstream error answer failed");
+            return S3Error::new(S3ErrorCode::ServiceUnavailable, "The upstream's answer could not be read.")
+                .into_response(request_id, false);
+        }
+    };
+    let key = route.upstream.credentials().await.ok().map(|c| c.access_key_id().to_owned());
+    let cleaned = scrub::error_body(&bytes, key.as_deref());
+    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(cleaned.len()));
+    Response::from_parts(parts, body::full(cleaned))
 }
 
 /// Answers that never reach the upstream and need no signature.

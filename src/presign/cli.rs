@@ -10,7 +10,7 @@ use http::Method;
 use time::OffsetDateTime;
 
 use super::{mint, parse_duration, parse_public_url, MintRequest, Minted};
-use crate::config::{read_credentials_file, Config, ServeArgs};
+use crate::config::{read_config_file, read_credentials_file, Config, ServeArgs};
 use crate::credentials::Credential;
 
 /// `s3gate presign` flags; the gateway's own flags (`--config`, `--credentials`, `--domain`,
@@ -42,7 +42,7 @@ pub fn run(args: &PresignArgs, env: &HashMap<String, String>, now: OffsetDateTim
     let method: Method = args.method.to_ascii_uppercase().parse().map_err(|_| "--method: not a method".to_owned())?;
     let expires = parse_duration(&args.expires).map_err(|e| format!("--expires: {e}"))?;
     let file = match &args.serve.config {
-        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?),
+        Some(path) => Some(read_config_file(path).map_err(|e| e.to_string())?),
         None => None,
     };
     let resolved = Config::resolve(&args.serve, env, file.as_deref()).map_err(|e| e.to_string())?;

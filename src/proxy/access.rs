@@ -1,5 +1,5 @@
-//! Who may do what: network rules (checked before anything else) and per-credential policies
-//! (checked before anything reaches the upstream).
+//! Who may do what: network rules (checked before anything else), the regions a signature may
+//! be scoped to, and per-credential policies (checked before anything reaches the upstream).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -9,14 +9,16 @@ use http::HeaderMap;
 use http_body_util::BodyExt;
 
 use crate::body::Body;
-use crate::config::AccessConfig;
+use crate::config::{AccessConfig, Config};
 use crate::error::{S3Error, S3ErrorCode};
 use crate::policy::{authorize, AuthzRequest, Decision, Policy};
 use crate::s3_request::{self, Addressing, S3Request};
+use crate::s3_xml::DeleteRequest;
+use crate::sigv4::Verified;
 
 /// S3 caps DeleteObjects at 1,000 keys of at most 1,024 bytes; the XML around them stays well
 /// under this.
-const DELETE_OBJECTS_MAX_BODY: usize = 2 * 1024 * 1024;
+pub const DELETE_OBJECTS_MAX_BODY: usize = 2 * 1024 * 1024;
 
 pub fn access_denied() -> S3Error {
     S3Error::new(S3ErrorCode::AccessDenied, "Access Denied")
@@ -59,11 +61,58 @@ pub fn endpoint_allowed(access: &AccessConfig, host: &str, s3: &S3Request) -> bo
         }
         _ => host,
     };
+    host_allowed(access, &endpoint)
+}
+
+/// `--allowed-endpoint` for a Host as it is: s3gate's own paths (the presign API) have no
+/// bucket label to strip.
+pub fn host_allowed(access: &AccessConfig, host: &str) -> bool {
+    if access.allowed_endpoints.is_empty() {
+        return true;
+    }
+    let endpoint = host.to_ascii_lowercase();
     let without_port = match endpoint.rsplit_once(':') {
         Some((h, p)) if !h.is_empty() && p.chars().all(|c| c.is_ascii_digit()) && !endpoint.ends_with(']') => h,
         _ => endpoint.as_str(),
     };
     access.allowed_endpoints.iter().any(|e| *e == endpoint || *e == without_port)
+}
+
+/// The regions clients sign for: `--region` (the one they are told to use, and the one minted
+/// URLs carry) and the `[[route]]` regions.
+pub fn client_regions(config: &Config) -> Vec<String> {
+    let mut regions = vec![config.upstream.region.clone()];
+    for route in &config.routes {
+        if !regions.contains(&route.upstream.region) {
+            regions.push(route.upstream.region.clone());
+        }
+    }
+    regions
+}
+
+/// A signature is scoped to a region, and S3 refuses one scoped to another than its own: so
+/// does s3gate, so that a signature made for another deployment or another region's endpoint
+/// is not valid here. The error names the region to use (`expected`) as S3's does, in the
+/// message and in `<Region>`, where SDKs that follow S3's hint find the region to sign for.
+pub fn region_served(regions: &[String], expected: &str, verified: &Verified) -> Result<(), S3Error> {
+    let region = &verified.scope.region;
+    if regions.contains(region) {
+        return Ok(());
+    }
+    let error = if verified.presigned {
+        S3Error::new(
+            S3ErrorCode::AuthorizationQueryParametersError,
+            format!(
+                "Error parsing the X-Amz-Credential parameter; the region '{region}' is wrong; expecting '{expected}'"
+            ),
+        )
+    } else {
+        S3Error::new(
+            S3ErrorCode::AuthorizationHeaderMalformed,
+            format!("The authorization header is malformed; the region '{region}' is wrong; expecting '{expected}'"),
+        )
+    };
+    Err(error.with_region(expected))
 }
 
 /// The credential's policy against the classified request, and for CopyObject and
@@ -105,40 +154,39 @@ pub fn check_policy(
     Ok(())
 }
 
-/// DeleteObjects names its keys in the body; each is checked as `s3:DeleteObject`. The body is
-/// small and bounded, read whole (after its hash was verified by `body`), and sent on as is.
-pub async fn check_delete_objects(
+/// DeleteObjects names its objects in the body. Each is checked on its own ARN as
+/// `s3:DeleteObject`, or `s3:DeleteObjectVersion` when it names a version, as IAM does. One
+/// denied object refuses the whole request, before anything is sent: S3 would delete the others
+/// and report that one, but a refusal that changes nothing is the safer answer.
+pub fn check_delete_objects(
     policy: &Policy,
     s3: &S3Request,
     headers: &HeaderMap,
     client: IpAddr,
     secure: bool,
     akid: &str,
-    body: Body,
-) -> Result<Bytes, S3Error> {
-    let bytes = collect_bounded(body, DELETE_OBJECTS_MAX_BODY).await?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| S3Error::new(S3ErrorCode::InvalidRequest, "The XML you provided was not well-formed"))?;
+    request: &DeleteRequest,
+) -> Result<(), S3Error> {
     let bucket = s3.bucket.as_deref().unwrap_or_default();
     let now = time::OffsetDateTime::now_utc();
     let mut req = AuthzRequest::from_s3(s3, client, secure, headers, now);
     req.insert("aws:username", akid);
-    for key in xml_keys(text)? {
+    for object in &request.objects {
         let one = AuthzRequest {
-            action: "s3:DeleteObject",
-            resource_arn: format!("arn:aws:s3:::{bucket}/{key}"),
+            action: if object.version_id.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" },
+            resource_arn: format!("arn:aws:s3:::{bucket}/{}", object.key),
             context: req.context.clone(),
         };
         if authorize(policy, &one) != Decision::Allow {
             return Err(access_denied());
         }
     }
-    Ok(bytes)
+    Ok(())
 }
 
 /// Reads a small body whole, up to `limit` bytes. A verification failure inside the body
 /// stream surfaces as its own S3 error.
-async fn collect_bounded(mut body: Body, limit: usize) -> Result<Bytes, S3Error> {
+pub async fn collect_bounded(mut body: Body, limit: usize) -> Result<Bytes, S3Error> {
     let mut buf = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| match e.downcast::<S3Error>() {
@@ -153,57 +201,4 @@ async fn collect_bounded(mut body: Body, limit: usize) -> Result<Bytes, S3Error>
         }
     }
     Ok(buf.freeze())
-}
-
-/// The `<Key>` values of a DeleteObjects body, entities decoded.
-fn xml_keys(xml: &str) -> Result<Vec<String>, S3Error> {
-    let malformed = || S3Error::new(S3ErrorCode::InvalidRequest, "The XML you provided was not well-formed");
-    let mut keys = Vec::new();
-    let mut rest = xml;
-    while let Some(start) = rest.find("<Key>") {
-        let after = &rest[start + 5..];
-        let end = after.find("</Key>").ok_or_else(malformed)?;
-        keys.push(xml_unescape(&after[..end]).ok_or_else(malformed)?);
-        rest = &after[end + 6..];
-    }
-    Ok(keys)
-}
-
-fn xml_unescape(s: &str) -> Option<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        let semi = rest[amp..].find(';')? + amp;
-        let entity = &rest[amp + 1..semi];
-        let c = match entity {
-            "amp" => '&',
-            "lt" => '<',
-            "gt" => '>',
-            "quot" => '"',
-            "apos" => '\'',
-            _ if entity.starts_with("#x") || entity.starts_with("#X") => {
-                char::from_u32(u32::from_str_radix(&entity[2..], 16).ok()?)?
-            }
-            _ if entity.starts_with('#') => char::from_u32(entity[1..].parse().ok()?)?,
-            _ => return None,
-        };
-        out.push(c);
-        rest = &rest[semi + 1..];
-    }
-    out.push_str(rest);
-    Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn delete_objects_keys_are_found_and_unescaped() {
-        let xml = "<Delete><Object><Key>a&amp;b</Key></Object><Object><Key>c&#x2F;d&lt;</Key><VersionId>1</VersionId></Object><Quiet>true</Quiet></Delete>";
-        assert_eq!(xml_keys(xml).unwrap(), ["a&b", "c/d<"]);
-        assert!(xml_keys("<Key>unterminated").is_err());
-        assert!(xml_keys("<Key>&bogus;</Key>").is_err());
-    }
 }

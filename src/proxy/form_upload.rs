@@ -103,7 +103,8 @@ impl Gateway {
                 Ok(post::post_object_response(&upload.target, etag.as_ref(), &public_url, &self.config.domains))
             }
             Err(upstream_answer) => {
-                Ok(response_filter(upstream_answer, &ctx.request_id, self.config.upstream.idle_timeout))
+                let idle = self.config.upstream.idle_timeout;
+                Ok(response_filter(upstream_answer, &ctx.request_id, idle, route, false).await)
             }
         }
     }

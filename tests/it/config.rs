@@ -90,8 +90,9 @@ fn max_connections_follows_the_precedence_and_applies_to_both_listeners() {
 
 #[test]
 fn the_example_config_file_loads() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/s3gate.toml");
-    let args = ServeArgs { config: Some(path.into()), ..Default::default() };
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/s3gate.toml");
+    let (_dir, path) = crate::support::private_copy(example.as_ref());
+    let args = ServeArgs { config: Some(path), ..Default::default() };
     let cfg = Config::load(&args, &HashMap::new()).expect("example loads");
     assert_eq!(cfg.upstream.region, "eu-west-1");
     assert_eq!(cfg.domains, ["s3.intranet.example.com"]);
@@ -112,6 +113,42 @@ fn credentials_file_readable_by_others_is_refused() {
     let cfg = Config::load(&args, &HashMap::new()).expect("private file loads");
     assert_eq!(cfg.keys.len(), 2);
     assert_eq!(cfg.keys.secret("K2").map(|s| s.expose().to_owned()).as_deref(), Some("secret:two"));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_config_file_holding_secrets_readable_by_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let chmod = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    let load = |path: &std::path::Path| {
+        Config::load(&ServeArgs { config: Some(path.to_owned()), ..Default::default() }, &HashMap::new())
+    };
+    let secrets = [
+        "credentials = [\"K1:secret-one\"]",
+        "credentials_file = \"CREDS\"\nupstream_credentials = \"UP:upstream-secret\"",
+        "credentials_file = \"CREDS\"\n[[client]]\naccess_key_id = \"K2\"\nsecret_access_key = \"two\"",
+        "credentials_file = \"CREDS\"\n[[route]]\nbucket = \"b\"\nupstream_credentials = \"R:route-secret\"",
+        "listen = \"none\"\n[forward]\nlisten = \"127.0.0.1:0\"\nuser = [\"builder:password\"]",
+    ];
+    let creds = dir.path().join("creds");
+    std::fs::write(&creds, "K1:secret-one\n").expect("write");
+    chmod(&creds, 0o600);
+    let path = dir.path().join("s3gate.toml");
+    for text in secrets {
+        std::fs::write(&path, text.replace("CREDS", &creds.display().to_string())).expect("write");
+        chmod(&path, 0o644);
+        let err = load(&path).expect_err("world readable");
+        assert!(err.to_string().contains("readable by others"), "{text}: {err}");
+        chmod(&path, 0o640);
+        load(&path).unwrap_or_else(|e| panic!("{text}: a private file loads: {e}"));
+    }
+    // A file that only names its secret files (a Kubernetes ConfigMap) may be read by anyone.
+    std::fs::write(&path, format!("credentials_file = \"{}\"\n", creds.display())).expect("write");
+    chmod(&path, 0o644);
+    assert_eq!(load(&path).expect("no secret in it").keys.len(), 1);
 }
 
 #[test]

@@ -48,7 +48,7 @@ fn now() -> SystemTime {
 /// are unsigned.
 fn signed(method: &str, gw: &Gateway, path_and_query: &str, akid: &str, secret: &str, body: &[u8]) -> Request<()> {
     let mut req = raw::request(method, gw.addr(), path_and_query);
-    raw::sign_as(&mut req, akid, secret, &sha256_hex(body), now());
+    raw::sign_as(&mut req, &sha256_hex(body), now(), akid, secret);
     req
 }
 

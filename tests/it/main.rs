@@ -6,6 +6,7 @@ mod support;
 mod access;
 mod clients;
 mod config;
+mod delete_objects;
 mod endpoint;
 mod errors;
 mod forward;

@@ -146,7 +146,7 @@ fn s3gate_presign_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Outp
 
 #[test]
 fn s3gate_presign_reads_the_serve_configuration() {
-    let example = repo().join("examples/s3gate.toml");
+    let (_dir, example) = crate::support::private_copy(&repo().join("examples/s3gate.toml"));
     let args = ["s3://reports/q1.pdf", "--config", utf8(&example), "--access-key-id", "GATEWAYEXAMPLEKEY001"];
     let out = s3gate_presign(&args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -33,8 +33,14 @@ policy = '''
 
 /// `GET /_s3gate/presign?QUERY`, SigV4-signed in the header form as awscurl signs it.
 async fn api(gw: &Gateway, akid: &str, secret: &str, query: &str) -> RawResponse {
+    api_via(gw, &gw.addr().to_string(), akid, secret, query).await
+}
+
+/// The same, addressed to `host`.
+async fn api_via(gw: &Gateway, host: &str, akid: &str, secret: &str, query: &str) -> RawResponse {
     use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
     let mut req = raw::request("GET", gw.addr(), &format!("/_s3gate/presign?{query}"));
+    req.headers_mut().insert("host", HeaderValue::from_str(host).expect("host"));
     let identity = aws_credential_types::Credentials::new(akid, secret, None, None, "api").into();
     let mut settings = SigningSettings::default();
     settings.payload_checksum_kind = aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
@@ -102,6 +108,18 @@ async fn the_api_mints_urls_that_curl_can_use() {
         curl(&["-T", utf8(&file.path), "-H", "Content-Type: text/csv", put["url"].as_str().expect("url")]).await;
     assert_eq!(status, 200);
     assert_eq!(get_bytes(&gw.upstream.direct_client(), "shared", "up.csv").await, b"x,y\n");
+}
+
+#[tokio::test]
+async fn the_api_answers_only_on_allowed_endpoints() {
+    let gw = Gateway::start_with(|a| a.allowed_endpoint = vec!["s3.intranet.test".into()]).await;
+    let query = "bucket=shared&key=k&method=GET&expires=60";
+    let resp = api(&gw, CLIENT_AKID, CLIENT_SECRET, query).await;
+    assert_eq!(resp.status, 403, "{}", resp.body);
+    assert_eq!(resp.code(), "AccessDenied");
+    let allowed = format!("s3.intranet.test:{}", gw.addr().port());
+    let got = json(&api_via(&gw, &allowed, CLIENT_AKID, CLIENT_SECRET, query).await);
+    assert!(got["url"].as_str().expect("url").starts_with(&format!("http://{allowed}/shared/k?")), "{got}");
 }
 
 #[tokio::test]

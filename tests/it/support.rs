@@ -85,6 +85,7 @@ impl Gateway {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("s3gate.toml");
         std::fs::write(&path, toml.replace("{STORE}", &upstream.store.url())).expect("write config");
+        private(&path);
         args.config = Some(path);
         tweak(&mut args);
         let config = Config::load(&args, &Default::default()).expect("config");
@@ -184,6 +185,24 @@ pub fn throwaway_tls(name: &str) -> (tempfile::TempDir, String, PathBuf, PathBuf
     std::fs::write(&cert_path, cert.pem()).expect("write cert");
     std::fs::write(&key_path, key.serialize_pem()).expect("write key");
     (dir, ca.pem(), cert_path, key_path)
+}
+
+/// chmod 600: a config file that holds secrets is refused when others may read it.
+pub fn private(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    }
+}
+
+/// A copy of a file only its owner may read (a checkout leaves `examples/` world-readable).
+pub fn private_copy(path: &std::path::Path) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("dir");
+    let copy = dir.path().join(path.file_name().expect("a file name"));
+    std::fs::copy(path, &copy).expect("copy");
+    private(&copy);
+    (dir, copy)
 }
 
 /// Deterministic bytes that differ at every offset, so a misplaced range shows.

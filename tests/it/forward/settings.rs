@@ -115,8 +115,9 @@ fn bad_or_stray_forward_options_are_refused() {
 
 #[test]
 fn the_example_config_file_turns_the_proxy_on() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/s3gate.toml");
-    let args = ServeArgs { config: Some(path.into()), ..Default::default() };
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/s3gate.toml");
+    let (_dir, path) = crate::support::private_copy(example.as_ref());
+    let args = ServeArgs { config: Some(path), ..Default::default() };
     let cfg = Config::load(&args, &HashMap::new()).expect("the example loads");
     let fwd = cfg.forward.expect("the example sets [forward] listen");
     assert_eq!(fwd.listen.port(), 3128);

@@ -54,11 +54,11 @@ pub fn signing_key(secret: &str, date: &str) -> Vec<u8> {
 
 /// Signs `req` in place with aws-sigv4 for the gateway's client credential.
 pub fn sign(req: &mut Request<()>, payload_hash: &str, time: SystemTime, secret: &str) {
-    sign_as(req, CLIENT_AKID, secret, payload_hash, time);
+    sign_as(req, payload_hash, time, CLIENT_AKID, secret);
 }
 
-/// Signs `req` in place with aws-sigv4 for any credential; every header present is signed.
-pub fn sign_as(req: &mut Request<()>, akid: &str, secret: &str, payload_hash: &str, time: SystemTime) {
+/// Signs `req` in place with aws-sigv4 for another credential.
+pub fn sign_as(req: &mut Request<()>, payload_hash: &str, time: SystemTime, akid: &str, secret: &str) {
     use aws_sigv4::http_request::{sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings};
     use aws_sigv4::sign::v4;
     let identity = aws_credential_types::Credentials::new(akid, secret, None, None, "raw").into();
