@@ -290,7 +290,7 @@ impl Gateway {
     ) -> Result<(), S3Error> {
         match self.config.keys.policy(&verified.access_key_id) {
             None => Ok(()),
-            Some(_) if s3.operation() == "DeleteObjects" => Ok(()),
+            Some(_) if s3.op() == Operation::DeleteObjects => Ok(()),
             Some(policy) => {
                 access::check_policy(&policy, s3, req.headers(), ctx.client.ip(), ctx.secure, &verified.access_key_id)
             }

@@ -172,13 +172,15 @@ pub fn check_delete_objects(
     let mut req = AuthzRequest::from_s3(s3, client, secure, headers, now);
     req.insert("aws:username", akid);
     for object in &request.objects {
-        let one = AuthzRequest {
-            action: if object.version_id.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" },
-            resource_arn: format!("arn:aws:s3:::{bucket}/{}", object.key),
-            context: req.context.clone(),
-        };
-        if authorize(policy, &one) != Decision::Allow {
-            return Err(access_denied());
+        let action = if object.version_id.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
+        let resource_arn = format!("arn:aws:s3:::{bucket}/{}", object.key);
+        // What the headers ask for beyond deleting (`x-amz-bypass-governance-retention`) is
+        // checked on each object too.
+        for &action in std::iter::once(&action).chain(&s3.also_requires) {
+            let one = AuthzRequest { action, resource_arn: resource_arn.clone(), context: req.context.clone() };
+            if authorize(policy, &one) != Decision::Allow {
+                return Err(access_denied());
+            }
         }
     }
     Ok(())

@@ -11,14 +11,14 @@ use http::{header, HeaderMap, HeaderValue};
 
 use super::{access, body, headers, Gateway, Outgoing, RequestContext};
 use crate::error::S3Error;
-use crate::s3_request::S3Request;
+use crate::s3_request::{Operation, S3Request};
 use crate::s3_xml;
 use crate::sigv4::{self, Verified};
 
 impl Gateway {
     /// Whether the body is read whole before anything is sent: DeleteObjects under a policy.
     pub(super) fn reads_body_whole(&self, s3: &S3Request, verified: &Verified) -> bool {
-        s3.operation() == "DeleteObjects" && self.config.keys.policy(&verified.access_key_id).is_some()
+        s3.op() == Operation::DeleteObjects && self.config.keys.policy(&verified.access_key_id).is_some()
     }
 
     /// Every object a DeleteObjects names, checked; then the checked bytes go upstream.
@@ -29,7 +29,7 @@ impl Gateway {
         verified: &Verified,
         ctx: &RequestContext,
     ) -> Result<Outgoing, S3Error> {
-        if s3.operation() != "DeleteObjects" {
+        if s3.op() != Operation::DeleteObjects {
             return Ok(out);
         }
         let Some(policy) = self.config.keys.policy(&verified.access_key_id) else { return Ok(out) };

@@ -214,3 +214,18 @@ async fn more_than_a_thousand_objects_is_malformed_xml() {
     assert!(!exists(&gw.upstream.direct_client(), "shared", "k0").await);
     all_exist(&gw, &["k1000"]).await;
 }
+
+#[tokio::test]
+async fn bypassing_governance_retention_needs_its_own_permission_on_every_object() {
+    let gw = gateway_with(&["a.txt"]).await;
+    let body = objects(&["a.txt"]);
+    let mut req = raw::request("POST", gw.addr(), "/shared?delete");
+    let h = req.headers_mut();
+    h.insert("content-length", header(&body.len().to_string()));
+    h.insert("x-amz-checksum-crc32", header(&crc32_b64(body.as_bytes())));
+    h.insert("x-amz-bypass-governance-retention", header("true"));
+    raw::sign_as(&mut req, &sha256_hex(body.as_bytes()), SystemTime::now(), OBJECTS, OBJECTS_SECRET);
+    let resp = raw::send(req, body.clone()).await;
+    assert_eq!((resp.status.as_u16(), resp.code()), (403, "AccessDenied"), "{}", resp.body);
+    all_exist(&gw, &["a.txt"]).await;
+}
