@@ -8,20 +8,24 @@
 
 mod access;
 mod delete_objects;
-mod form_upload;
 pub(crate) mod headers;
+mod outgoing;
 pub mod payload;
+mod post_object;
+mod presign_api;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod properties;
 mod record;
+mod respond;
 mod scrub;
+mod send;
 mod timeout;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 
 use crate::audit::AuditLog;
@@ -31,12 +35,12 @@ use crate::error::{S3Error, S3ErrorCode};
 use crate::metrics::{Metrics, Mode};
 use crate::s3_request::{self, Operation, S3Request};
 pub use crate::server::ConnInfo;
-use crate::sigv4::chunked::ChunkSigning;
-use crate::sigv4::{self, PayloadMode, SigV4Error, Verified};
-use crate::upstream::{Route, Router};
-use payload::{AwsChunkedBody, ChunkedOutput, FailureSlot, Sha256Body};
-use record::{Counting, RequestContext};
-use timeout::{BodySent, IdleTimeout};
+use crate::sigv4::{self, SigV4Error, Verified};
+use crate::upstream::Router;
+use outgoing::{Admitted, BodyWatch, Outgoing};
+use payload::FailureSlot;
+use record::RequestContext;
+use respond::{builtin_route, drain, response_filter};
 
 /// What the checks on a request's head decided.
 enum Next {
@@ -46,48 +50,6 @@ enum Next {
     PostObject(String),
     /// Authenticated and authorized: forward it.
     Forward(Verified),
-}
-
-/// Reads and discards a refused request's body, up to a limit, before the answer goes out, so
-/// the client gets to read it (see `Gateway::process`). A client that sent
-/// `Expect: 100-continue` has not sent its body and will not: nothing is read then.
-async fn drain(body: Incoming, expects_continue: bool) {
-    /// Past this the connection is closed anyway: nobody is owed an unbounded read.
-    const LIMIT: usize = 8 * 1024 * 1024;
-    if expects_continue || http_body::Body::is_end_stream(&body) {
-        return;
-    }
-    use http_body_util::BodyExt;
-    let mut body = body;
-    let mut read = 0usize;
-    let deadline = tokio::time::sleep(std::time::Duration::from_secs(2));
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            frame = body.frame() => match frame {
-                Some(Ok(f)) => {
-                    read += f.data_ref().map_or(0, |d| d.len());
-                    if read > LIMIT {
-                        break;
-                    }
-                }
-                _ => break,
-            },
-            () = &mut deadline => break,
-        }
-    }
-}
-
-/// A request on its way upstream, before it is signed: kept unsigned so that a request that
-/// has to go to another region can be signed again.
-struct Outgoing {
-    method: Method,
-    headers: http::HeaderMap,
-    query: String,
-    body: Body,
-    payload_hash: String,
-    /// No body: it can be sent again, as is, after a region redirect.
-    bodiless: bool,
 }
 
 pub struct Gateway {
@@ -162,11 +124,11 @@ impl Gateway {
                 let s3 = ctx.s3.as_ref().ok_or_else(internal)?;
                 let route = self.router.route(s3.bucket.as_deref());
                 ctx.route = Some(route.name.clone());
-                let slot = FailureSlot::default();
-                let sent = BodySent::default();
-                let outgoing = self.upstream_request(req, s3, &verified, route, ctx, slot.clone(), sent.clone())?;
+                let admitted = Admitted { s3, verified: &verified, route };
+                let watch = BodyWatch::default();
+                let outgoing = self.upstream_request(req, &admitted, ctx, &watch)?;
                 let outgoing = self.policy_body_checks(outgoing, s3, &verified, ctx).await?;
-                let resp = self.forward(outgoing, s3, route, &slot, &sent).await?;
+                let resp = self.forward(outgoing, s3, route, &watch).await?;
                 let head = ctx.method == Method::HEAD;
                 Ok(response_filter(resp, &ctx.request_id, self.config.upstream.idle_timeout, route, head).await)
             }
@@ -296,276 +258,6 @@ impl Gateway {
             }
         }
     }
-
-    /// Phase 4: forwarded headers and the verified body, not yet signed.
-    #[allow(clippy::too_many_arguments)]
-    fn upstream_request(
-        &self,
-        req: Request<Incoming>,
-        s3: &S3Request,
-        verified: &Verified,
-        route: &Route,
-        ctx: &RequestContext,
-        slot: FailureSlot,
-        sent: BodySent,
-    ) -> Result<Outgoing, S3Error> {
-        let slot_for_timeout = slot.clone();
-        let (parts, incoming) = req.into_parts();
-        let incoming = Counting::new(incoming, ctx.bytes_in.clone());
-        let mut headers = headers::forwardable(&parts.headers, &verified.signed_headers);
-        let content_length = headers::content_length(&parts.headers)?;
-        let framed = content_length.is_some() || parts.headers.contains_key(header::TRANSFER_ENCODING);
-        // A body the policy reads whole must be the payload itself, unframed, for the policy
-        // to see what the upstream will parse (see `policy_body_checks`).
-        let whole = self.reads_body_whole(s3, verified);
-        let (body, payload_hash) = match &verified.payload {
-            // No Content-Length and no Transfer-Encoding: HTTP says there is no body. Say so
-            // upstream with an explicit length, or hyper would pick chunked framing.
-            PayloadMode::Sha256(hash) if !framed => {
-                if hex::encode(hash) != sigv4::EMPTY_SHA256 {
-                    return Err(SigV4Error::ContentSha256Mismatch.into());
-                }
-                headers::set_empty_body_length(&mut headers, &parts.method);
-                (body::empty(), sigv4::EMPTY_SHA256.to_owned())
-            }
-            PayloadMode::Unsigned if !framed => {
-                headers::set_empty_body_length(&mut headers, &parts.method);
-                (body::empty(), sigv4::UNSIGNED_PAYLOAD.to_owned())
-            }
-            PayloadMode::Unsigned => {
-                headers::set_content_length(&mut headers, content_length);
-                (body::boxed(incoming), sigv4::UNSIGNED_PAYLOAD.to_owned())
-            }
-            // The same hash goes upstream, which checks the body against it (AWS S3 does), so
-            // the body stays bound to the client's signature without s3gate hashing it again.
-            // `--verify-body-hash` adds s3gate's own check for stores that do not; a body read
-            // whole for a policy check (DeleteObjects) is always checked here.
-            PayloadMode::Sha256(hash) if self.config.verify_body_hash || s3.op() == Operation::DeleteObjects => {
-                headers::set_content_length(&mut headers, content_length);
-                let b = Sha256Body::new(incoming, *hash, content_length, slot);
-                (body::boxed(b), hex::encode(hash))
-            }
-            PayloadMode::Sha256(hash) => {
-                headers::set_content_length(&mut headers, content_length);
-                (body::boxed(incoming), hex::encode(hash))
-            }
-            PayloadMode::StreamingSigned { trailer } => {
-                let signing = ChunkSigning::Signed {
-                    key: verified.signing_key.clone(),
-                    scope: verified.scope.clone(),
-                    amz_date: verified.amz_date.clone(),
-                    seed_signature: verified.seed_signature,
-                };
-                let output = if *trailer && !whole { ChunkedOutput::UnsignedTrailer } else { ChunkedOutput::Decoded };
-                chunked(&parts.headers, &mut headers, incoming, signing, *trailer, output, slot)?
-            }
-            PayloadMode::StreamingUnsignedTrailer => {
-                let output = if whole { ChunkedOutput::Decoded } else { ChunkedOutput::UnsignedTrailer };
-                chunked(&parts.headers, &mut headers, incoming, ChunkSigning::Unsigned, true, output, slot)?
-            }
-        };
-        let bodiless = http_body::Body::is_end_stream(&body);
-        let body = if bodiless {
-            sent.mark();
-            body
-        } else {
-            body::boxed(IdleTimeout::client_body(body, self.config.upstream.idle_timeout, slot_for_timeout, sent))
-        };
-        if let Some(class) = &route.storage_class {
-            if matches!(s3.op(), Operation::PutObject | Operation::CopyObject | Operation::CreateMultipartUpload) {
-                if let Ok(v) = HeaderValue::from_str(class) {
-                    headers.insert("x-amz-storage-class", v);
-                }
-            }
-        }
-        headers::alias_copy_source(&mut headers, &self.router);
-        let query = upstream_query(parts.uri.query(), verified.presigned);
-        Ok(Outgoing { method: parts.method, headers, query, body, payload_hash, bodiless })
-    }
-
-    /// Phase 5: sign for the route's upstream and send. A bodiless request that the upstream
-    /// redirects to the bucket's real region is signed again for it and retried once.
-    async fn forward(
-        &self,
-        out: Outgoing,
-        s3: &S3Request,
-        route: &Route,
-        slot: &FailureSlot,
-        sent: &BodySent,
-    ) -> Result<Response<Incoming>, S3Error> {
-        let upstream = &route.upstream;
-        let bucket = s3.bucket.as_deref().map(|b| route.upstream_bucket(b));
-        let Outgoing { method, headers, query, body, payload_hash, bodiless } = out;
-        let mut body = Some(body);
-        for attempt in 0..2 {
-            let uri = upstream
-                .uri_for(bucket, s3.key.as_deref(), &query)
-                .map_err(|e| S3Error::new(S3ErrorCode::InvalidURI, e.to_string()))?;
-            let mut req = Request::new(body.take().unwrap_or_else(body::empty));
-            *req.method_mut() = method.clone();
-            *req.uri_mut() = uri;
-            *req.headers_mut() = headers.clone();
-            let (mut parts, b) = req.into_parts();
-            let creds = upstream.credentials().await.map_err(|e| {
-                tracing::error!(error = %e, "no upstream credentials");
-                self.metrics.upstream_error("credentials");
-                S3Error::new(S3ErrorCode::ServiceUnavailable, "The gateway has no upstream credentials right now.")
-            })?;
-            let region = upstream.region_for(bucket);
-            sigv4::sign_upstream(&mut parts, &creds, &region, &payload_hash, std::time::SystemTime::now()).map_err(
-                |e| {
-                    tracing::error!(error = %e, "signing the upstream request failed");
-                    internal()
-                },
-            )?;
-            let resp = self.send(Request::from_parts(parts, b), route, slot, sent).await?;
-            if attempt == 0 && bodiless {
-                if let (Some(b), Some(learned)) = (bucket, redirect_region(&resp)) {
-                    if upstream.learn_region(b, &learned) {
-                        continue;
-                    }
-                }
-            }
-            return Ok(resp);
-        }
-        Err(internal())
-    }
-
-    /// Sends one request; once its body is sent, the upstream has `idle_timeout` to answer.
-    async fn send(
-        &self,
-        req: Request<Body>,
-        route: &Route,
-        slot: &FailureSlot,
-        sent: &BodySent,
-    ) -> Result<Response<Incoming>, S3Error> {
-        let limit = self.config.upstream.idle_timeout;
-        let send = route.upstream.send(req);
-        tokio::pin!(send);
-        let result = loop {
-            let wake = match sent.at() {
-                Some(at) => at + limit,
-                None => tokio::time::Instant::now() + limit,
-            };
-            tokio::select! {
-                r = &mut send => break r,
-                () = tokio::time::sleep_until(wake) => {
-                    if sent.at().is_some_and(|at| at.elapsed() >= limit) {
-                        tracing::warn!(secs = limit.as_secs(), route = %route.name, "upstream did not answer in time");
-                        self.metrics.upstream_error("timeout");
-                        return Err(S3Error::new(
-                            S3ErrorCode::ServiceUnavailable,
-                            "The upstream S3 endpoint did not answer in time.",
-                        ));
-                    }
-                }
-            }
-        };
-        match result {
-            Ok(resp) => Ok(resp),
-            Err(e) => {
-                if let Some(body_error) = slot.take() {
-                    return Err(body_error);
-                }
-                let kind = if e.is_connect() { "connect" } else { "other" };
-                self.metrics.upstream_error(kind);
-                tracing::warn!(error = %e, source = ?std::error::Error::source(&e), route = %route.name, "upstream request failed");
-                Err(S3Error::new(S3ErrorCode::ServiceUnavailable, "The upstream S3 endpoint could not be reached."))
-            }
-        }
-    }
-}
-
-/// An aws-chunked client body, verified as it streams, sent upstream as `output` says. A
-/// decoded body with a trailer has its trailing checksum verified here; `x-amz-trailer` then
-/// stays, so that the body read whole can carry the checksum on as a header (`plain_body`).
-#[allow(clippy::too_many_arguments)]
-fn chunked(
-    client_headers: &http::HeaderMap,
-    headers: &mut http::HeaderMap,
-    incoming: Counting<Incoming>,
-    signing: ChunkSigning,
-    trailer: bool,
-    output: ChunkedOutput,
-    slot: FailureSlot,
-) -> Result<(Body, String), S3Error> {
-    let decoded_len = headers::decoded_content_length(client_headers)?;
-    let checksum = headers::announced_trailer_checksum(client_headers);
-    headers::strip_aws_chunked_encoding(headers);
-    headers.remove(header::CONTENT_LENGTH);
-    if output == ChunkedOutput::UnsignedTrailer {
-        headers.insert("x-amz-decoded-content-length", HeaderValue::from(decoded_len));
-        headers::add_aws_chunked_encoding(headers);
-        let b =
-            AwsChunkedBody::new(incoming, signing, true, ChunkedOutput::UnsignedTrailer, decoded_len, checksum, slot);
-        Ok((body::boxed(b), sigv4::STREAMING_UNSIGNED_TRAILER.to_owned()))
-    } else {
-        if !trailer {
-            headers.remove(http::HeaderName::from_static("x-amz-trailer"));
-        }
-        headers::set_content_length(headers, Some(decoded_len));
-        let checksum = if trailer { checksum } else { None };
-        let b = AwsChunkedBody::new(incoming, signing, trailer, ChunkedOutput::Decoded, decoded_len, checksum, slot);
-        Ok((body::boxed(b), sigv4::UNSIGNED_PAYLOAD.to_owned()))
-    }
-}
-
-/// The region an upstream redirect names (`x-amz-bucket-region` on a 301 PermanentRedirect or
-/// a 400 for the wrong signing region), so the request can go there instead.
-fn redirect_region<B>(resp: &Response<B>) -> Option<String> {
-    let status = resp.status();
-    if status != StatusCode::MOVED_PERMANENTLY
-        && status != StatusCode::BAD_REQUEST
-        && status != StatusCode::TEMPORARY_REDIRECT
-    {
-        return None;
-    }
-    resp.headers().get("x-amz-bucket-region").and_then(|v| v.to_str().ok()).map(str::to_owned)
-}
-
-/// Phase 6: upstream answers pass through unchanged but for hop-by-hop headers, and small
-/// error bodies cleaned of the upstream's identity (`scrub`).
-async fn response_filter(
-    resp: Response<Incoming>,
-    request_id: &str,
-    idle: std::time::Duration,
-    route: &Route,
-    head: bool,
-) -> Response<Body> {
-    let (mut parts, incoming) = resp.into_parts();
-    headers::remove_hop_by_hop(&mut parts.headers);
-    // Some S3-compatible stores keep the upload's `aws-chunked` framing as the object's
-    // Content-Encoding; AWS never returns it, and a client must not try to decode it.
-    headers::strip_aws_chunked_encoding(&mut parts.headers);
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        parts.headers.insert("x-s3gate-request-id", v);
-    }
-    if !scrub::applies(parts.status, &parts.headers, head) {
-        return Response::from_parts(parts, body::boxed(IdleTimeout::upstream_body(body::boxed(incoming), idle)));
-    }
-    let read = http_body_util::Limited::new(incoming, scrub::MAX_ERROR_BODY as usize);
-    let bytes = match tokio::time::timeout(idle, http_body_util::BodyExt::collect(read)).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        _ => {
-            tracing::warn!(request_id, "reading an upstream error answer failed");
-            return S3Error::new(S3ErrorCode::ServiceUnavailable, "The upstream's answer could not be read.")
-                .into_response(request_id, false);
-        }
-    };
-    let key = route.upstream.credentials().await.ok().map(|c| c.access_key_id().to_owned());
-    let cleaned = scrub::error_body(&bytes, key.as_deref());
-    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(cleaned.len()));
-    Response::from_parts(parts, body::full(cleaned))
-}
-
-/// Answers that never reach the upstream and need no signature.
-fn builtin_route<B>(req: &Request<B>) -> Option<Response<Body>> {
-    if req.uri().path() == "/_s3gate/health" && matches!(*req.method(), Method::GET | Method::HEAD) {
-        let mut resp = Response::new(body::full("ok\n"));
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        return Some(resp);
-    }
-    None
 }
 
 fn host_of<B>(req: &Request<B>) -> Option<&str> {
@@ -584,37 +276,6 @@ fn ensure_host_header<B>(req: &mut Request<B>) -> Result<(), S3Error> {
         HeaderValue::from_str(authority.as_str()).map_err(|_| S3Error::new(S3ErrorCode::InvalidRequest, "bad host"))?;
     req.headers_mut().insert(header::HOST, v);
     Ok(())
-}
-
-/// The upstream query: the client's own parameters as it wrote them (`delimiter=` stays
-/// `delimiter=`), without the presigned-auth parameters, which never leave s3gate. The
-/// upstream signer canonicalizes the encoding.
-fn upstream_query(raw: Option<&str>, presigned: bool) -> String {
-    let mut out = String::new();
-    for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-        let name = pair.split_once('=').map_or(pair, |(k, _)| k);
-        if presigned && is_presign_param(&percent_encoding::percent_decode_str(name).decode_utf8_lossy()) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push('&');
-        }
-        out.push_str(pair);
-    }
-    out
-}
-
-fn is_presign_param(name: &str) -> bool {
-    matches!(
-        name,
-        "X-Amz-Algorithm"
-            | "X-Amz-Credential"
-            | "X-Amz-Date"
-            | "X-Amz-Expires"
-            | "X-Amz-SignedHeaders"
-            | "X-Amz-Signature"
-            | "X-Amz-Security-Token"
-    )
 }
 
 fn internal() -> S3Error {

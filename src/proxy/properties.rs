@@ -9,7 +9,7 @@ use http::{HeaderMap, Method, Request};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
 use proptest::prelude::*;
 
-use super::upstream_query;
+use super::outgoing::upstream_query;
 use crate::config::{UpstreamAddressing, UpstreamConfig, UpstreamCredentials};
 use crate::credentials::Credential;
 use crate::s3_request::{classify, encode_key, S3Request};

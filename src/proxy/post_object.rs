@@ -1,4 +1,4 @@
-//! Browser form uploads (S3 POST Object) and the presign API, on the endpoint.
+//! Browser form uploads (S3 POST Object) on the endpoint.
 //!
 //! A form's file has no length of its own (the form's Content-Length covers every field), and S3
 //! refuses a PUT without one. So the file goes upstream in parts of [`PART_SIZE`]: a file that
@@ -12,8 +12,9 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use super::outgoing::{BodyWatch, Outgoing};
 use super::timeout::{BodySent, IdleTimeout};
-use super::{access, host_of, internal, response_filter, FailureSlot, Gateway, Outgoing, RequestContext};
+use super::{access, internal, response_filter, FailureSlot, Gateway, RequestContext};
 use crate::body::{self, Body};
 use crate::error::{S3Error, S3ErrorCode};
 use crate::presign::post::{self, PostFailure, PostTarget};
@@ -26,40 +27,6 @@ pub const PART_SIZE: usize = 8 * 1024 * 1024;
 const SMALL_ANSWER: usize = 256 * 1024;
 
 impl Gateway {
-    /// `GET /_s3gate/presign?bucket=&key=&method=&expires=`: SigV4-authenticated like any
-    /// request; the caller can only mint what its own policy allows, signed with its own
-    /// credential (so revoking the credential revokes its URLs).
-    pub(super) fn presign_api<B>(&self, req: &Request<B>, ctx: &mut RequestContext) -> Result<Response<Body>, S3Error> {
-        let verified = self.authenticate(req).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
-        ctx.access_key_id = Some(verified.access_key_id.clone());
-        let mint = crate::presign::api::api_request(req.uri().query())?;
-        let target = mint.as_s3_request()?;
-        if let Some(policy) = self.config.keys.policy(&verified.access_key_id) {
-            access::check_policy(&policy, &target, req.headers(), ctx.client.ip(), ctx.secure, &verified.access_key_id)
-                .inspect_err(|_| self.metrics.policy_denied(target.action))?;
-        }
-        ctx.s3 = Some(target);
-        let credential = self.config.keys.credential(&verified.access_key_id).ok_or_else(internal)?;
-        let public_url = self.public_url(req, ctx)?;
-        let now = time::OffsetDateTime::now_utc();
-        let minted = crate::presign::mint(
-            &mint,
-            &credential,
-            &public_url,
-            &self.config.domains,
-            &self.config.upstream.region,
-            now,
-        )?;
-        Ok(crate::presign::api::api_response(&minted))
-    }
-
-    fn public_url<B>(&self, req: &Request<B>, ctx: &RequestContext) -> Result<http::Uri, S3Error> {
-        match &self.config.public_url {
-            Some(url) => Ok(url.clone()),
-            None => Ok(crate::presign::public_url_from_host(host_of(req).unwrap_or_default(), ctx.secure)?),
-        }
-    }
-
     /// POST Object: the form's policy and signature verified, the credential's own policy
     /// checked for `s3:PutObject` on the real key, then the file streamed upstream.
     pub(super) async fn post_object(
@@ -240,9 +207,9 @@ impl Gateway {
         }
         let payload_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
         let out = Outgoing { method, headers, query, body: body::full(data), payload_hash, bodiless: false };
-        let sent = super::timeout::BodySent::default();
-        sent.mark();
-        self.forward(out, put, route, &FailureSlot::default(), &sent).await
+        let watch = BodyWatch::default();
+        watch.sent.mark();
+        self.forward(out, put, route, &watch).await
     }
 }
 

@@ -1,0 +1,86 @@
+//! Answers: the upstream's, filtered on the way back (phase 6), s3gate's own built-in ones,
+//! and the bounded read of a refused request's body that lets the client see its error.
+
+use http::{header, HeaderValue, Method, Request, Response};
+use hyper::body::Incoming;
+
+use super::timeout::IdleTimeout;
+use super::{headers, scrub};
+use crate::body::{self, Body};
+use crate::error::{S3Error, S3ErrorCode};
+use crate::upstream::Route;
+
+/// Reads and discards a refused request's body, up to a limit, before the answer goes out, so
+/// the client gets to read it (see `Gateway::process`). A client that sent
+/// `Expect: 100-continue` has not sent its body and will not: nothing is read then.
+pub(super) async fn drain(body: Incoming, expects_continue: bool) {
+    /// Past this the connection is closed anyway: nobody is owed an unbounded read.
+    const LIMIT: usize = 8 * 1024 * 1024;
+    if expects_continue || http_body::Body::is_end_stream(&body) {
+        return;
+    }
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut read = 0usize;
+    let deadline = tokio::time::sleep(std::time::Duration::from_secs(2));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            frame = body.frame() => match frame {
+                Some(Ok(f)) => {
+                    read += f.data_ref().map_or(0, |d| d.len());
+                    if read > LIMIT {
+                        break;
+                    }
+                }
+                _ => break,
+            },
+            () = &mut deadline => break,
+        }
+    }
+}
+
+/// Phase 6: upstream answers pass through unchanged but for hop-by-hop headers, and small
+/// error bodies cleaned of the upstream's identity (`scrub`).
+pub(super) async fn response_filter(
+    resp: Response<Incoming>,
+    request_id: &str,
+    idle: std::time::Duration,
+    route: &Route,
+    head: bool,
+) -> Response<Body> {
+    let (mut parts, incoming) = resp.into_parts();
+    headers::remove_hop_by_hop(&mut parts.headers);
+    // Some S3-compatible stores keep the upload's `aws-chunked` framing as the object's
+    // Content-Encoding; AWS never returns it, and a client must not try to decode it.
+    headers::strip_aws_chunked_encoding(&mut parts.headers);
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        parts.headers.insert("x-s3gate-request-id", v);
+    }
+    if !scrub::applies(parts.status, &parts.headers, head) {
+        return Response::from_parts(parts, body::boxed(IdleTimeout::upstream_body(body::boxed(incoming), idle)));
+    }
+    let read = http_body_util::Limited::new(incoming, scrub::MAX_ERROR_BODY as usize);
+    let bytes = match tokio::time::timeout(idle, http_body_util::BodyExt::collect(read)).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        _ => {
+            tracing::warn!(request_id, "reading an upstream error answer failed");
+            return S3Error::new(S3ErrorCode::ServiceUnavailable, "The upstream's answer could not be read.")
+                .into_response(request_id, false);
+        }
+    };
+    let key = route.upstream.credentials().await.ok().map(|c| c.access_key_id().to_owned());
+    let cleaned = scrub::error_body(&bytes, key.as_deref());
+    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(cleaned.len()));
+    Response::from_parts(parts, body::full(cleaned))
+}
+
+/// Answers that never reach the upstream and need no signature.
+pub(super) fn builtin_route<B>(req: &Request<B>) -> Option<Response<Body>> {
+    if req.uri().path() == "/_s3gate/health" && matches!(*req.method(), Method::GET | Method::HEAD) {
+        let mut resp = Response::new(body::full("ok\n"));
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        return Some(resp);
+    }
+    None
+}

@@ -1,0 +1,115 @@
+//! Phase 5, forward: the request signed for the route's upstream and sent by the pooled
+//! client, within the upstream's time to answer; a bodiless request redirected to the bucket's
+//! real region is signed again for it and retried once.
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::outgoing::{BodyWatch, Outgoing};
+use super::{internal, Gateway};
+use crate::body::{self, Body};
+use crate::error::{S3Error, S3ErrorCode};
+use crate::s3_request::S3Request;
+use crate::sigv4;
+use crate::upstream::Route;
+
+impl Gateway {
+    /// Phase 5: sign for the route's upstream and send. A bodiless request that the upstream
+    /// redirects to the bucket's real region is signed again for it and retried once.
+    pub(super) async fn forward(
+        &self,
+        out: Outgoing,
+        s3: &S3Request,
+        route: &Route,
+        watch: &BodyWatch,
+    ) -> Result<Response<Incoming>, S3Error> {
+        let upstream = &route.upstream;
+        let bucket = s3.bucket.as_deref().map(|b| route.upstream_bucket(b));
+        let Outgoing { method, headers, query, body, payload_hash, bodiless } = out;
+        let mut body = Some(body);
+        for attempt in 0..2 {
+            let uri = upstream
+                .uri_for(bucket, s3.key.as_deref(), &query)
+                .map_err(|e| S3Error::new(S3ErrorCode::InvalidURI, e.to_string()))?;
+            let mut req = Request::new(body.take().unwrap_or_else(body::empty));
+            *req.method_mut() = method.clone();
+            *req.uri_mut() = uri;
+            *req.headers_mut() = headers.clone();
+            let (mut parts, b) = req.into_parts();
+            let creds = upstream.credentials().await.map_err(|e| {
+                tracing::error!(error = %e, "no upstream credentials");
+                self.metrics.upstream_error("credentials");
+                S3Error::new(S3ErrorCode::ServiceUnavailable, "The gateway has no upstream credentials right now.")
+            })?;
+            let region = upstream.region_for(bucket);
+            sigv4::sign_upstream(&mut parts, &creds, &region, &payload_hash, std::time::SystemTime::now()).map_err(
+                |e| {
+                    tracing::error!(error = %e, "signing the upstream request failed");
+                    internal()
+                },
+            )?;
+            let resp = self.send(Request::from_parts(parts, b), route, watch).await?;
+            if attempt == 0 && bodiless {
+                if let (Some(b), Some(learned)) = (bucket, redirect_region(&resp)) {
+                    if upstream.learn_region(b, &learned) {
+                        continue;
+                    }
+                }
+            }
+            return Ok(resp);
+        }
+        Err(internal())
+    }
+
+    /// Sends one request; once its body is sent, the upstream has `idle_timeout` to answer.
+    async fn send(&self, req: Request<Body>, route: &Route, watch: &BodyWatch) -> Result<Response<Incoming>, S3Error> {
+        let (slot, sent) = (&watch.failure, &watch.sent);
+        let limit = self.config.upstream.idle_timeout;
+        let send = route.upstream.send(req);
+        tokio::pin!(send);
+        let result = loop {
+            let wake = match sent.at() {
+                Some(at) => at + limit,
+                None => tokio::time::Instant::now() + limit,
+            };
+            tokio::select! {
+                r = &mut send => break r,
+                () = tokio::time::sleep_until(wake) => {
+                    if sent.at().is_some_and(|at| at.elapsed() >= limit) {
+                        tracing::warn!(secs = limit.as_secs(), route = %route.name, "upstream did not answer in time");
+                        self.metrics.upstream_error("timeout");
+                        return Err(S3Error::new(
+                            S3ErrorCode::ServiceUnavailable,
+                            "The upstream S3 endpoint did not answer in time.",
+                        ));
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(resp) => Ok(resp),
+            Err(e) => {
+                if let Some(body_error) = slot.take() {
+                    return Err(body_error);
+                }
+                let kind = if e.is_connect() { "connect" } else { "other" };
+                self.metrics.upstream_error(kind);
+                tracing::warn!(error = %e, source = ?std::error::Error::source(&e), route = %route.name, "upstream request failed");
+                Err(S3Error::new(S3ErrorCode::ServiceUnavailable, "The upstream S3 endpoint could not be reached."))
+            }
+        }
+    }
+}
+
+/// The region an upstream redirect names (`x-amz-bucket-region` on a 301 PermanentRedirect or
+/// a 400 for the wrong signing region), so the request can go there instead.
+fn redirect_region<B>(resp: &Response<B>) -> Option<String> {
+    let status = resp.status();
+    if status != StatusCode::MOVED_PERMANENTLY
+        && status != StatusCode::BAD_REQUEST
+        && status != StatusCode::TEMPORARY_REDIRECT
+    {
+        return None;
+    }
+    resp.headers().get("x-amz-bucket-region").and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
