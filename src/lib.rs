@@ -10,6 +10,8 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod forward;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod glob;
 pub mod metrics;
 pub mod net;

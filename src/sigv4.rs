@@ -29,6 +29,8 @@ use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 use zeroize::Zeroizing;
 
+#[cfg(feature = "fuzzing")]
+pub(crate) use authorization::parse_authorization;
 pub use authorization::verify_header_auth;
 pub use canonical::{canonical_query, canonical_request, canonical_uri};
 pub use chunked::{ChunkSigning, ChunkedDecoder, Decoded};

@@ -8,7 +8,7 @@
 
 mod file_body;
 mod form;
-mod policy;
+pub(crate) mod policy;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests;

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::error::{S3Error, S3ErrorCode};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Condition {
+pub(crate) enum Condition {
     /// `field` is lower case, without the `$`; `written` is the name as the policy wrote it,
     /// for the error message.
     Eq {
@@ -35,7 +35,7 @@ pub(super) enum Condition {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct PostPolicy {
+pub(crate) struct PostPolicy {
     pub expiration: OffsetDateTime,
     pub conditions: Vec<Condition>,
 }
@@ -131,7 +131,7 @@ impl PostPolicy {
 
 impl Condition {
     /// As S3 quotes a failed condition: `["eq", "$key", "a.txt"]`.
-    fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let quote = |s: &str| Value::from(s).to_string();
         match self {
             Condition::Eq { written, value, .. } => format!("[\"eq\", {}, {}]", quote(written), quote(value)),

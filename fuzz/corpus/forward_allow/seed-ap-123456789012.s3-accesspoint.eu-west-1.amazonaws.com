@@ -1,0 +1,1 @@
+ap-123456789012.s3-accesspoint.eu-west-1.amazonaws.com

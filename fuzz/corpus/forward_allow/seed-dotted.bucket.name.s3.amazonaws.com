@@ -1,0 +1,1 @@
+dotted.bucket.name.s3.amazonaws.com

@@ -1,0 +1,1 @@
+my-bucket.s3.amazonaws.com

@@ -1,0 +1,1 @@
+my-bucket.s3.dualstack.us-east-1.amazonaws.com

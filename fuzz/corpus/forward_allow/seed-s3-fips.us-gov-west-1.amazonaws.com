@@ -1,0 +1,1 @@
+s3-fips.us-gov-west-1.amazonaws.com
