@@ -135,6 +135,41 @@ impl S3Error {
         Self { code, message: message.into(), resource: None, details: Vec::new() }
     }
 
+    /// `403 AccessDenied` with S3's own message: a refusal says no more than S3 would.
+    pub fn access_denied() -> Self {
+        Self::new(S3ErrorCode::AccessDenied, "Access Denied")
+    }
+
+    /// `500 InternalError`: s3gate's own fault; the cause is logged by the caller, never sent.
+    pub fn internal() -> Self {
+        Self::new(S3ErrorCode::InternalError, "We encountered an internal error. Please try again.")
+    }
+
+    pub fn invalid_argument(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(S3ErrorCode::InvalidArgument, message)
+    }
+
+    pub fn invalid_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(S3ErrorCode::InvalidRequest, message)
+    }
+
+    pub fn incomplete_body(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(S3ErrorCode::IncompleteBody, message)
+    }
+
+    pub fn malformed_post_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(S3ErrorCode::MalformedPOSTRequest, message)
+    }
+
+    pub fn not_implemented(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(S3ErrorCode::NotImplemented, message)
+    }
+
+    /// `503 ServiceUnavailable`: the upstream, or s3gate's way to it, failed; worth a retry.
+    pub fn service_unavailable(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(S3ErrorCode::ServiceUnavailable, message)
+    }
+
     pub fn with_detail(mut self, element: &'static str, value: impl Into<String>) -> Self {
         self.details.push((element, value.into()));
         self

@@ -123,7 +123,7 @@ impl From<PresignError> for S3Error {
             PresignError::Bucket(b) => {
                 S3Error::new(S3ErrorCode::InvalidBucketName, "The specified bucket is not valid.").with_resource(b)
             }
-            other => S3Error::new(S3ErrorCode::InvalidArgument, other.to_string()),
+            other => S3Error::invalid_argument(other.to_string()),
         }
     }
 }

@@ -121,7 +121,7 @@ impl Gateway {
             }
             Next::PostObject(bucket) => self.post_object(req, &bucket, ctx).await,
             Next::Forward(verified) => {
-                let s3 = ctx.s3.as_ref().ok_or_else(internal)?;
+                let s3 = ctx.s3.as_ref().ok_or_else(S3Error::internal)?;
                 let route = self.router.route(s3.bucket.as_deref());
                 ctx.route = Some(route.name.clone());
                 let admitted = Admitted { s3, verified: &verified, route };
@@ -142,13 +142,13 @@ impl Gateway {
         }
         if !access::source_allowed(&self.config.access, ctx.client.ip()) {
             self.metrics.network_denied(Mode::Endpoint, "source_subnet");
-            return Err(access::access_denied());
+            return Err(S3Error::access_denied());
         }
         ensure_host_header(req)?;
         if req.uri().path() == crate::presign::api::API_PATH && req.method() == Method::GET {
             if !access::host_allowed(&self.config.access, host_of(req).unwrap_or_default()) {
                 self.metrics.network_denied(Mode::Endpoint, "endpoint");
-                return Err(access::access_denied());
+                return Err(S3Error::access_denied());
             }
             return self.presign_api(req, ctx).map(Next::Respond);
         }
@@ -156,7 +156,7 @@ impl Gateway {
         if !access::endpoint_allowed(&self.config.access, host_of(req).unwrap_or_default(), &s3) {
             self.metrics.network_denied(Mode::Endpoint, "endpoint");
             ctx.s3 = Some(s3);
-            return Err(access::access_denied());
+            return Err(S3Error::access_denied());
         }
         if s3.op() == Operation::CreateSession {
             // S3 Express answers CreateSession with temporary credentials of the caller's, here
@@ -176,7 +176,7 @@ impl Gateway {
         ctx.s3 = Some(s3);
         let verified = self.authenticate(req).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
         ctx.access_key_id = Some(verified.access_key_id.clone());
-        let s3 = ctx.s3.as_ref().ok_or_else(internal)?;
+        let s3 = ctx.s3.as_ref().ok_or_else(S3Error::internal)?;
         self.authorize(req, s3, &verified, ctx).inspect_err(|_| self.metrics.policy_denied(s3.action))?;
         Ok(Next::Forward(verified))
     }
@@ -199,7 +199,7 @@ impl Gateway {
             s3_request::ClassifyError::InvalidUri(m) => {
                 S3Error::new(S3ErrorCode::InvalidURI, format!("Couldn't parse the specified URI: {m}"))
             }
-            s3_request::ClassifyError::InvalidArgument(m) => S3Error::new(S3ErrorCode::InvalidArgument, m),
+            s3_request::ClassifyError::InvalidArgument(m) => S3Error::invalid_argument(m),
         })
     }
 
@@ -272,14 +272,9 @@ fn ensure_host_header<B>(req: &mut Request<B>) -> Result<(), S3Error> {
     let authority = req.uri().authority().ok_or_else(|| {
         S3Error::new(S3ErrorCode::MissingSecurityHeader, "Your request was missing a required header: host")
     })?;
-    let v =
-        HeaderValue::from_str(authority.as_str()).map_err(|_| S3Error::new(S3ErrorCode::InvalidRequest, "bad host"))?;
+    let v = HeaderValue::from_str(authority.as_str()).map_err(|_| S3Error::invalid_request("bad host"))?;
     req.headers_mut().insert(header::HOST, v);
     Ok(())
-}
-
-fn internal() -> S3Error {
-    S3Error::new(S3ErrorCode::InternalError, "We encountered an internal error. Please try again.")
 }
 
 fn new_request_id() -> String {

@@ -12,7 +12,7 @@ use percent_encoding::percent_decode_str;
 
 use super::{MintRequest, Minted};
 use crate::body::{self, Body};
-use crate::error::{S3Error, S3ErrorCode};
+use crate::error::S3Error;
 use crate::sigv4::MAX_PRESIGN_EXPIRES;
 
 /// Where the API answers on the endpoint listener.
@@ -22,7 +22,7 @@ pub const API_PATH: &str = "/_s3gate/presign";
 pub const DEFAULT_EXPIRES: Duration = Duration::from_secs(3600);
 
 fn invalid(message: impl Into<String>) -> S3Error {
-    S3Error::new(S3ErrorCode::InvalidArgument, message.into())
+    S3Error::invalid_argument(message.into())
 }
 
 /// Parses the API's query. `bucket` and `key` are required; `method` is GET (default), PUT,

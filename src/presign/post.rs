@@ -146,7 +146,7 @@ where
 }
 
 fn malformed() -> S3Error {
-    S3Error::new(S3ErrorCode::MalformedPOSTRequest, MALFORMED)
+    S3Error::malformed_post_request(MALFORMED)
 }
 
 fn too_large() -> S3Error {
@@ -157,7 +157,7 @@ fn too_large() -> S3Error {
 }
 
 fn no_file() -> S3Error {
-    S3Error::new(S3ErrorCode::InvalidArgument, "POST requires exactly one file upload per request.")
+    S3Error::invalid_argument("POST requires exactly one file upload per request.")
 }
 
 /// A parser error before the file: the fields were too large, the body could not be read

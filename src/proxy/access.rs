@@ -20,10 +20,6 @@ use crate::sigv4::Verified;
 /// under this.
 pub const DELETE_OBJECTS_MAX_BODY: usize = 2 * 1024 * 1024;
 
-pub fn access_denied() -> S3Error {
-    S3Error::new(S3ErrorCode::AccessDenied, "Access Denied")
-}
-
 /// The client's address: the TCP peer, or what a trusted load balancer says it is.
 pub fn client_address(
     access: &AccessConfig,
@@ -130,16 +126,16 @@ pub fn check_policy(
     let mut req = AuthzRequest::from_s3(s3, client, secure, headers, now);
     req.insert("aws:username", akid);
     if authorize(policy, &req) != Decision::Allow {
-        return Err(access_denied());
+        return Err(S3Error::access_denied());
     }
     for &action in &s3.also_requires {
         let extra = AuthzRequest { action, resource_arn: req.resource_arn.clone(), context: req.context.clone() };
         if authorize(policy, &extra) != Decision::Allow {
-            return Err(access_denied());
+            return Err(S3Error::access_denied());
         }
     }
     let source = s3_request::copy_source(headers)
-        .map_err(|_| S3Error::new(S3ErrorCode::InvalidArgument, "Invalid copy source: x-amz-copy-source"))?;
+        .map_err(|_| S3Error::invalid_argument("Invalid copy source: x-amz-copy-source"))?;
     if let Some(src) = source {
         let action = if src.version_id.is_some() { "s3:GetObjectVersion" } else { "s3:GetObject" };
         let read = AuthzRequest {
@@ -148,7 +144,7 @@ pub fn check_policy(
             context: req.context.clone(),
         };
         if authorize(policy, &read) != Decision::Allow {
-            return Err(access_denied());
+            return Err(S3Error::access_denied());
         }
     }
     Ok(())
@@ -179,7 +175,7 @@ pub fn check_delete_objects(
         for &action in std::iter::once(&action).chain(&s3.also_requires) {
             let one = AuthzRequest { action, resource_arn: resource_arn.clone(), context: req.context.clone() };
             if authorize(policy, &one) != Decision::Allow {
-                return Err(access_denied());
+                return Err(S3Error::access_denied());
             }
         }
     }
@@ -193,11 +189,11 @@ pub async fn collect_bounded(mut body: Body, limit: usize) -> Result<Bytes, S3Er
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| match e.downcast::<S3Error>() {
             Ok(s3e) => *s3e,
-            Err(_) => S3Error::new(S3ErrorCode::IncompleteBody, "The request body could not be read."),
+            Err(_) => S3Error::incomplete_body("The request body could not be read."),
         })?;
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > limit {
-                return Err(S3Error::new(S3ErrorCode::InvalidRequest, "The DeleteObjects request body is too large."));
+                return Err(S3Error::invalid_request("The DeleteObjects request body is too large."));
             }
             buf.extend_from_slice(&data);
         }

@@ -136,7 +136,7 @@ pub fn decoded_content_length(headers: &HeaderMap) -> Result<u64, S3Error> {
     v.to_str()
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
-        .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidArgument, "Invalid x-amz-decoded-content-length"))
+        .ok_or_else(|| S3Error::invalid_argument("Invalid x-amz-decoded-content-length"))
 }
 
 /// `aws-chunked` describes the framing s3gate removes, not the stored object: drop it from

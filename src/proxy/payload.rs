@@ -41,7 +41,7 @@ impl FailureSlot {
 }
 
 fn client_read_error(e: impl std::fmt::Display) -> S3Error {
-    S3Error::new(S3ErrorCode::IncompleteBody, format!("reading the request body failed: {e}"))
+    S3Error::incomplete_body(format!("reading the request body failed: {e}"))
 }
 
 /// A plain body whose SHA-256 must equal the signed `x-amz-content-sha256`.

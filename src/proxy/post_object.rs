@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 
 use super::outgoing::{BodyWatch, Outgoing};
 use super::timeout::{BodySent, IdleTimeout};
-use super::{access, internal, response_filter, FailureSlot, Gateway, RequestContext};
+use super::{access, response_filter, FailureSlot, Gateway, RequestContext};
 use crate::body::{self, Body};
 use crate::error::{S3Error, S3ErrorCode};
 use crate::presign::post::{self, PostFailure, PostTarget};
@@ -104,7 +104,7 @@ impl Gateway {
             return Ok(Err(resp));
         }
         let xml = read_small(resp).await?;
-        let upload_id = xml_value(&xml, "UploadId").ok_or_else(internal)?;
+        let upload_id = xml_value(&xml, "UploadId").ok_or_else(S3Error::internal)?;
         let result = self.send_parts(first, file, failure, put, route, &upload_id).await;
         match result {
             Ok(Ok(etags)) => {
@@ -221,9 +221,9 @@ async fn read_part(file: &mut Body, failure: &PostFailure) -> Result<(Bytes, boo
         match file.frame().await {
             None => return Ok((buf.freeze(), true)),
             Some(Err(_)) => {
-                return Err(failure.take().unwrap_or_else(|| {
-                    S3Error::new(S3ErrorCode::IncompleteBody, "The upload's file could not be read.")
-                }))
+                return Err(failure
+                    .take()
+                    .unwrap_or_else(|| S3Error::incomplete_body("The upload's file could not be read.")))
             }
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
@@ -239,11 +239,10 @@ async fn read_small(resp: Response<Incoming>) -> Result<String, S3Error> {
     let mut body = resp.into_body();
     let mut buf = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|_| S3Error::new(S3ErrorCode::ServiceUnavailable, "The upstream answer was cut short."))?;
+        let frame = frame.map_err(|_| S3Error::service_unavailable("The upstream answer was cut short."))?;
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > SMALL_ANSWER {
-                return Err(internal());
+                return Err(S3Error::internal());
             }
             buf.extend_from_slice(&data);
         }

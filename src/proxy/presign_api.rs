@@ -4,7 +4,7 @@
 use http::{Request, Response};
 
 use super::record::RequestContext;
-use super::{access, host_of, internal, Gateway};
+use super::{access, host_of, Gateway};
 use crate::body::Body;
 use crate::error::S3Error;
 
@@ -22,7 +22,7 @@ impl Gateway {
                 .inspect_err(|_| self.metrics.policy_denied(target.action))?;
         }
         ctx.s3 = Some(target);
-        let credential = self.config.keys.credential(&verified.access_key_id).ok_or_else(internal)?;
+        let credential = self.config.keys.credential(&verified.access_key_id).ok_or_else(S3Error::internal)?;
         let public_url = self.public_url(req, ctx)?;
         let now = time::OffsetDateTime::now_utc();
         let minted = crate::presign::mint(

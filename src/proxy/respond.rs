@@ -7,7 +7,7 @@ use hyper::body::Incoming;
 use super::timeout::IdleTimeout;
 use super::{headers, scrub};
 use crate::body::{self, Body};
-use crate::error::{S3Error, S3ErrorCode};
+use crate::error::S3Error;
 use crate::upstream::Route;
 
 /// Reads and discards a refused request's body, up to a limit, before the answer goes out, so
@@ -65,7 +65,7 @@ pub(super) async fn response_filter(
         Ok(Ok(collected)) => collected.to_bytes(),
         _ => {
             tracing::warn!(request_id, "reading an upstream error answer failed");
-            return S3Error::new(S3ErrorCode::ServiceUnavailable, "The upstream's answer could not be read.")
+            return S3Error::service_unavailable("The upstream's answer could not be read.")
                 .into_response(request_id, false);
         }
     };

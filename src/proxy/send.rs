@@ -6,7 +6,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::outgoing::{BodyWatch, Outgoing};
-use super::{internal, Gateway};
+use super::Gateway;
 use crate::body::{self, Body};
 use crate::error::{S3Error, S3ErrorCode};
 use crate::s3_request::S3Request;
@@ -39,13 +39,13 @@ impl Gateway {
             let creds = upstream.credentials().await.map_err(|e| {
                 tracing::error!(error = %e, "no upstream credentials");
                 self.metrics.upstream_error("credentials");
-                S3Error::new(S3ErrorCode::ServiceUnavailable, "The gateway has no upstream credentials right now.")
+                S3Error::service_unavailable("The gateway has no upstream credentials right now.")
             })?;
             let region = upstream.region_for(bucket);
             sigv4::sign_upstream(&mut parts, &creds, &region, &payload_hash, std::time::SystemTime::now()).map_err(
                 |e| {
                     tracing::error!(error = %e, "signing the upstream request failed");
-                    internal()
+                    S3Error::internal()
                 },
             )?;
             let resp = self.send(Request::from_parts(parts, b), route, watch).await?;
@@ -58,7 +58,7 @@ impl Gateway {
             }
             return Ok(resp);
         }
-        Err(internal())
+        Err(S3Error::internal())
     }
 
     /// Sends one request; once its body is sent, the upstream has `idle_timeout` to answer.
@@ -95,7 +95,7 @@ impl Gateway {
                 let kind = if e.is_connect() { "connect" } else { "other" };
                 self.metrics.upstream_error(kind);
                 tracing::warn!(error = %e, source = ?std::error::Error::source(&e), route = %route.name, "upstream request failed");
-                Err(S3Error::new(S3ErrorCode::ServiceUnavailable, "The upstream S3 endpoint could not be reached."))
+                Err(S3Error::service_unavailable("The upstream S3 endpoint could not be reached."))
             }
         }
     }

@@ -99,12 +99,12 @@ pub(super) fn file_error(e: &multer::Error) -> S3Error {
     match e {
         multer::Error::StreamReadFailed(inner) => match inner.downcast_ref::<S3Error>() {
             Some(s3) => s3.clone(),
-            None => S3Error::new(S3ErrorCode::IncompleteBody, "The request body could not be read to its end."),
+            None => S3Error::incomplete_body("The request body could not be read to its end."),
         },
         multer::Error::IncompleteFieldData { .. } | multer::Error::IncompleteStream => {
-            S3Error::new(S3ErrorCode::IncompleteBody, "The request body ended before the file part did.")
+            S3Error::incomplete_body("The request body ended before the file part did.")
         }
-        _ => S3Error::new(S3ErrorCode::MalformedPOSTRequest, super::MALFORMED),
+        _ => S3Error::malformed_post_request(super::MALFORMED),
     }
 }
 

@@ -21,7 +21,7 @@ impl Form {
     /// checked is the only one anything could use.
     pub fn push(&mut self, name: String, value: String) -> Result<(), S3Error> {
         if self.get(&name).is_some() {
-            return Err(S3Error::new(S3ErrorCode::InvalidArgument, format!("The form field {name} was given twice.")));
+            return Err(S3Error::invalid_argument(format!("The form field {name} was given twice.")));
         }
         self.fields.push((name, value));
         Ok(())
@@ -91,12 +91,12 @@ fn verify_signature(
 ) -> Result<String, S3Error> {
     let algorithm = form.required("x-amz-algorithm")?;
     if algorithm != sigv4::ALGORITHM {
-        return Err(S3Error::new(S3ErrorCode::InvalidArgument, "x-amz-algorithm must be AWS4-HMAC-SHA256."));
+        return Err(S3Error::invalid_argument("x-amz-algorithm must be AWS4-HMAC-SHA256."));
     }
     let credential = form.required("x-amz-credential")?;
     let amz_date = form.required("x-amz-date")?;
     let signature = form.required("x-amz-signature")?;
-    let malformed = |why: &str| S3Error::new(S3ErrorCode::InvalidArgument, why.to_owned());
+    let malformed = |why: &str| S3Error::invalid_argument(why.to_owned());
     let mut parts = credential.rsplitn(5, '/');
     let (Some("aws4_request"), Some("s3"), Some(region), Some(date), Some(akid)) =
         (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
@@ -126,7 +126,7 @@ fn verify_signature(
 fn object_key(template: &str, filename: Option<&str>) -> Result<String, S3Error> {
     let base = filename.map(|f| f.rsplit(['/', '\\']).next().unwrap_or(f)).unwrap_or("");
     let key = template.replace("${filename}", base);
-    let refuse = |why: &str| S3Error::new(S3ErrorCode::InvalidArgument, why.to_owned());
+    let refuse = |why: &str| S3Error::invalid_argument(why.to_owned());
     if key.is_empty() {
         return Err(refuse("User key must have a length greater than 0."));
     }
@@ -151,13 +151,12 @@ fn header_for(field: &str) -> Option<&str> {
 
 fn upstream_headers(form: &Form) -> Result<HeaderMap, S3Error> {
     if form.get("tagging").is_some() {
-        return Err(S3Error::new(S3ErrorCode::NotImplemented, "The tagging form field is not supported."));
+        return Err(S3Error::not_implemented("The tagging form field is not supported."));
     }
     let mut headers = HeaderMap::new();
     for (field, value) in &form.fields {
         let Some(name) = header_for(field) else { continue };
-        let bad =
-            || S3Error::new(S3ErrorCode::InvalidArgument, format!("The form field {field} is not a valid header."));
+        let bad = || S3Error::invalid_argument(format!("The form field {field} is not a valid header."));
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
         headers.insert(name, HeaderValue::from_str(value).map_err(|_| bad())?);
     }
