@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -245,6 +246,27 @@ impl fmt::Display for S3Error {
 }
 
 impl std::error::Error for S3Error {}
+
+/// Where a body that fails on its way upstream (a bad chunk signature, a stalled client)
+/// records its S3 error: hyper reports only that the upstream request failed, and the handler
+/// reads the real cause here to answer with it. Shared by the endpoint, form uploads and the
+/// body wrappers, so it lives beside the error type.
+#[derive(Clone, Default, Debug)]
+pub struct FailureSlot(Arc<Mutex<Option<S3Error>>>);
+
+impl FailureSlot {
+    pub(crate) fn set(&self, e: S3Error) -> crate::body::BoxError {
+        let boxed: crate::body::BoxError = Box::new(e.clone());
+        if let Ok(mut slot) = self.0.lock() {
+            slot.get_or_insert(e);
+        }
+        boxed
+    }
+
+    pub fn take(&self) -> Option<S3Error> {
+        self.0.lock().ok().and_then(|mut s| s.take())
+    }
+}
 
 impl From<crate::sigv4::SigV4Error> for S3Error {
     fn from(e: crate::sigv4::SigV4Error) -> Self {

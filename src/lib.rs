@@ -13,6 +13,7 @@ pub mod forward;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod glob;
+pub mod hop_by_hop;
 pub mod metrics;
 pub mod net;
 pub mod policy;

@@ -38,7 +38,6 @@ pub use crate::server::ConnInfo;
 use crate::sigv4::{self, SigV4Error, Verified};
 use crate::upstream::Router;
 use outgoing::{Admitted, BodyWatch, Outgoing};
-use payload::FailureSlot;
 use record::RequestContext;
 use respond::{builtin_route, drain, response_filter};
 

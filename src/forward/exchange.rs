@@ -120,7 +120,7 @@ fn same_authority(a: &str, b: &str) -> bool {
 
 /// Removes hop-by-hop headers, the ones `Connection` names, and every `Proxy-*` header.
 fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    crate::proxy::headers::remove_hop_by_hop(headers);
+    crate::hop_by_hop::remove(headers);
     let proxy: Vec<HeaderName> = headers.keys().filter(|k| k.as_str().starts_with("proxy-")).cloned().collect();
     for name in proxy {
         headers.remove(name);

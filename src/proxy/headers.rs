@@ -1,22 +1,8 @@
 //! Which client headers go upstream, and the few s3gate sets itself.
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 
 use crate::error::{S3Error, S3ErrorCode};
-
-/// Hop-by-hop headers (RFC 9110 7.6.1) and proxy headers: they describe one connection, not the
-/// request, so they never cross s3gate.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// The client's own authentication, replaced by s3gate's upstream signature; `expect` because
 /// s3gate already answered the client's 100-continue; `content-length` because each payload
@@ -68,7 +54,10 @@ pub fn forwardable(client: &HeaderMap, signed: &[String]) -> HeaderMap {
         .collect();
     for (name, value) in client {
         let n = name.as_str();
-        if HOP_BY_HOP.contains(&n) || REPLACED.contains(&n) || named_in_connection.iter().any(|c| c == n) {
+        if crate::hop_by_hop::HEADERS.contains(&n)
+            || REPLACED.contains(&n)
+            || named_in_connection.iter().any(|c| c == n)
+        {
             continue;
         }
         if !FORWARDED_UNSIGNED.contains(&n) && !signed.iter().any(|s| s == n) {
@@ -77,22 +66,6 @@ pub fn forwardable(client: &HeaderMap, signed: &[String]) -> HeaderMap {
         out.append(name.clone(), value.clone());
     }
     out
-}
-
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        headers.remove(n);
-    }
-    for h in HOP_BY_HOP {
-        headers.remove(*h);
-    }
 }
 
 pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, S3Error> {
@@ -186,6 +159,7 @@ pub fn alias_copy_source(headers: &mut HeaderMap, router: &crate::upstream::Rout
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderName;
 
     #[test]
     fn drops_hop_by_hop_auth_and_connection_named_headers() {

@@ -6,12 +6,12 @@
 use http::{header, HeaderValue, Method, Request};
 use hyper::body::Incoming;
 
-use super::payload::{AwsChunkedBody, ChunkedOutput, FailureSlot, Sha256Body};
+use super::payload::{AwsChunkedBody, ChunkedOutput, Sha256Body};
 use super::record::{Counting, RequestContext};
 use super::timeout::{BodySent, IdleTimeout};
 use super::{headers, Gateway};
 use crate::body::{self, Body};
-use crate::error::S3Error;
+use crate::error::{FailureSlot, S3Error};
 use crate::s3_request::{Operation, S3Request};
 use crate::sigv4::chunked::ChunkSigning;
 use crate::sigv4::{self, PayloadMode, SigV4Error, Verified};

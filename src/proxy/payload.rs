@@ -9,7 +9,6 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
@@ -18,27 +17,10 @@ use sha2::{Digest, Sha256};
 
 use crate::body::BoxError;
 use crate::checksum::{Algorithm, Checksummer};
+use crate::error::FailureSlot;
 use crate::error::{S3Error, S3ErrorCode};
 use crate::sigv4::chunked::{ChunkSigning, ChunkedDecoder, Decoded};
 use crate::sigv4::{signatures_equal, SigV4Error};
-
-/// Where a body records why it failed; read by the handler after the upstream call fails.
-#[derive(Clone, Default, Debug)]
-pub struct FailureSlot(Arc<Mutex<Option<S3Error>>>);
-
-impl FailureSlot {
-    pub(crate) fn set(&self, e: S3Error) -> BoxError {
-        let boxed: BoxError = Box::new(e.clone());
-        if let Ok(mut slot) = self.0.lock() {
-            slot.get_or_insert(e);
-        }
-        boxed
-    }
-
-    pub fn take(&self) -> Option<S3Error> {
-        self.0.lock().ok().and_then(|mut s| s.take())
-    }
-}
 
 fn client_read_error(e: impl std::fmt::Display) -> S3Error {
     S3Error::incomplete_body(format!("reading the request body failed: {e}"))

@@ -14,9 +14,9 @@ use hyper::body::Incoming;
 
 use super::outgoing::{BodyWatch, Outgoing};
 use super::timeout::{BodySent, IdleTimeout};
-use super::{access, response_filter, FailureSlot, Gateway, RequestContext};
+use super::{access, response_filter, Gateway, RequestContext};
 use crate::body::{self, Body};
-use crate::error::{S3Error, S3ErrorCode};
+use crate::error::{FailureSlot, S3Error, S3ErrorCode};
 use crate::presign::post::{self, PostFailure, PostTarget};
 use crate::s3_request::S3Request;
 use crate::upstream::Route;

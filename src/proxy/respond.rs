@@ -50,7 +50,7 @@ pub(super) async fn response_filter(
     head: bool,
 ) -> Response<Body> {
     let (mut parts, incoming) = resp.into_parts();
-    headers::remove_hop_by_hop(&mut parts.headers);
+    crate::hop_by_hop::remove(&mut parts.headers);
     // Some S3-compatible stores keep the upload's `aws-chunked` framing as the object's
     // Content-Encoding; AWS never returns it, and a client must not try to decode it.
     headers::strip_aws_chunked_encoding(&mut parts.headers);

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use super::payload::FailureSlot;
 use crate::body::BoxError;
+use crate::error::FailureSlot;
 use crate::error::{S3Error, S3ErrorCode};
 
 /// When the request body was fully handed to the upstream connection.

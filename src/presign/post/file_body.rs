@@ -16,7 +16,7 @@ use crate::error::{S3Error, S3ErrorCode};
 
 /// Where the file body records why it failed, for the handler to answer with that S3 error
 /// once the upstream PUT it cut short has failed: the proxy's own failure slot.
-pub use crate::proxy::payload::FailureSlot as PostFailure;
+pub use crate::error::FailureSlot as PostFailure;
 
 /// How much of the request the parser may pull before the file part starts: the form fields
 /// (S3 allows 20 KiB of them) plus what the parser reads ahead of the file's first bytes.
