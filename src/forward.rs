@@ -37,7 +37,8 @@ use crate::body::{self, Body};
 use crate::config::ForwardConfig;
 use crate::metrics::{Metrics, Mode};
 use crate::server::limits::{Admission, ConnectionCap, REFUSAL_TIME};
-use crate::server::{Shutdown, MAX_HEADERS, MAX_HEADER_BYTES};
+use crate::server::{MAX_HEADERS, MAX_HEADER_BYTES};
+use crate::shutdown::Shutdown;
 use record::Record;
 
 /// How long a client may take to send a request's headers.

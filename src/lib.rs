@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod proxy_protocol;
 pub mod s3_request;
 pub mod server;
+pub mod shutdown;
 pub mod sigv4;
 pub mod store;
 pub mod telemetry;
@@ -28,7 +29,8 @@ use std::sync::Arc;
 
 use config::Config;
 use proxy::Gateway;
-use server::{Handler, Shutdown};
+use server::Handler;
+use shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -170,7 +172,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
     let shutdown = running.shutdown.clone();
     tokio::spawn(async move {
-        telemetry::shutdown_signal().await;
+        shutdown::signal().await;
         tracing::info!("shutting down: draining connections");
         shutdown.trigger();
     });

@@ -26,7 +26,7 @@ use prometheus::{
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::server::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// Which side of s3gate a request or connection belongs to; also the audit log's `mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

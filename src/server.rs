@@ -29,6 +29,7 @@ use crate::body::{Body, BoxError};
 use crate::error::{S3Error, S3ErrorCode};
 use crate::metrics::{Metrics, Mode};
 use crate::net::CidrSet;
+use crate::shutdown::Shutdown;
 
 pub mod limits;
 
@@ -98,26 +99,6 @@ impl Default for ListenOptions {
             max_connections: limits::default_max_connections(),
             idle_timeout: IDLE_TIMEOUT,
         }
-    }
-}
-
-/// Says "stop accepting and drain" to every accept loop.
-#[derive(Clone)]
-pub struct Shutdown(watch::Sender<bool>);
-
-impl Default for Shutdown {
-    fn default() -> Self {
-        Self(watch::channel(false).0)
-    }
-}
-
-impl Shutdown {
-    pub fn trigger(&self) {
-        let _ = self.0.send_replace(true);
-    }
-
-    pub fn subscribe(&self) -> watch::Receiver<bool> {
-        self.0.subscribe()
     }
 }
 

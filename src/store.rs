@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use crate::credentials::Credential;
 
 mod listing;
-use crate::server::Shutdown;
+use crate::shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

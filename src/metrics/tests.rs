@@ -4,7 +4,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{serve, Metrics, Mode};
-use crate::server::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// The exposition as `series -> value` (`name{labels}` exactly as written), and its comments.
 struct Exposition {

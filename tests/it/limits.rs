@@ -14,7 +14,8 @@ use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use s3gate::body::Body;
-use s3gate::server::{self, ConnInfo, Handler, ListenOptions, Shutdown};
+use s3gate::server::{self, ConnInfo, Handler, ListenOptions};
+use s3gate::shutdown::Shutdown;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
