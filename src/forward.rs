@@ -4,9 +4,10 @@
 //!
 //! It is never an open proxy: every destination must pass the allow list ([`allow`]), which by
 //! default names only AWS S3 endpoints on port 443 (80 for plain HTTP). Connections are capped
-//! by `--max-connections`, as the endpoint's are ([`crate::server::limits`]). The flow of one request:
-//! authenticate ([`auth`]) -> parse and check the destination -> take a tunnel permit -> dial
-//! ([`dial`]) -> answer and pump bytes ([`tunnel`], [`exchange`]) -> one log line ([`record`]).
+//! by `--max-connections`, as the endpoint's are ([`crate::listener::limits`]). The flow of one
+//! request: authenticate ([`auth`]) -> parse and check the destination -> take a tunnel permit
+//! -> dial ([`dial`]) -> answer and pump bytes ([`tunnel`], [`exchange`]) -> one log line
+//! ([`record`]).
 //!
 //! A plain HTTP/1.1 server (hyper, with upgrades for CONNECT) is used rather than the
 //! endpoint's auto HTTP/1+2 one: proxy clients speak HTTP/1.1 to a proxy, and hyper's own
@@ -35,9 +36,9 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::body::{self, Body};
 use crate::config::ForwardConfig;
+use crate::listener::limits::{Admission, ConnectionCap, REFUSAL_TIME};
+use crate::listener::{MAX_HEADERS, MAX_HEADER_BYTES};
 use crate::metrics::{Metrics, Mode};
-use crate::server::limits::{Admission, ConnectionCap, REFUSAL_TIME};
-use crate::server::{MAX_HEADERS, MAX_HEADER_BYTES};
 use crate::shutdown::Shutdown;
 use record::Record;
 
