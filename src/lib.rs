@@ -3,6 +3,7 @@
 //! The binary (`main.rs`) only parses the command line and calls into this library, so tests,
 //! benches and the embedded demo use exactly the code that runs in production.
 
+pub mod admin;
 pub mod audit;
 pub mod body;
 pub mod checksum;
@@ -142,7 +143,7 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         Some(at) => {
             let l = listener::bind(at).await?;
             let bound = l.local_addr().map_err(|source| ListenError::Bind { addr: at, source })?;
-            tokio::spawn(metrics::serve(l, metrics.clone(), shutdown.clone()));
+            tokio::spawn(admin::serve(l, metrics.clone(), shutdown.clone()));
             Some(bound)
         }
         None => None,
