@@ -27,11 +27,6 @@ impl Shutdown {
         let _ = self.0.send_replace(true);
     }
 
-    /// The switch itself, for an accept loop that selects on it.
-    pub fn subscribe(&self) -> watch::Receiver<bool> {
-        self.0.subscribe()
-    }
-
     pub fn is_triggered(&self) -> bool {
         *self.0.borrow()
     }
