@@ -1,7 +1,7 @@
 //! The admin listener (`--metrics-listen`): `GET /metrics` in the Prometheus text format and
 //! `GET /health` for load balancers and orchestrators.
 //!
-//! It is one more service on the shared [`listener`](crate::listener): HTTP/1.1 only and plain
+//! It is one more service on the shared [`listener`]: HTTP/1.1 only and plain
 //! text, since scrapers and health checkers need nothing more and the listener belongs on an
 //! internal address. Its connections are not counted in the metrics it serves: those describe
 //! client traffic.

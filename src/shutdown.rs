@@ -38,8 +38,8 @@ impl Shutdown {
     pub fn triggered(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut flag = self.0.subscribe();
         async move {
-            // `wait_for` checks the current value first; its `Err` (the switch is gone) cannot
-            // happen while `self` lives, and stopping is the safe reading of it anyway.
+            // `wait_for` checks the current value first. Its `Err` means every `Shutdown` is
+            // gone and nobody can trigger it any more: stopping is the safe reading of that.
             let _ = flag.wait_for(|set| *set).await;
         }
     }

@@ -2,7 +2,7 @@
 //! newcomer sees it work with nothing else installed, and what tests and benchmarks use as a
 //! real S3 server. It checks SigV4 itself, so it also proves s3gate's upstream signatures.
 //!
-//! It serves on the shared [`listener`](crate::listener), so it backs off on accept errors and
+//! It serves on the shared [`listener`], so it backs off on accept errors and
 //! drains on stop like every other listener.
 
 use std::future::Future;
