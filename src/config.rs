@@ -404,7 +404,7 @@ impl Config {
             .parse()
             .map_err(|_| invalid(format!("listen: not an address (IP:PORT) or none: {:?}", r.listen)))?;
         let max_connections = match r.max_connections {
-            None => crate::server::limits::default_max_connections(),
+            None => crate::listener::limits::default_max_connections(),
             Some(n) if n == 0 || n > tokio::sync::Semaphore::MAX_PERMITS as u64 => {
                 return Err(invalid(format!("max-connections: out of range: {n}")))
             }

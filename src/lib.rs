@@ -3,6 +3,7 @@
 //! The binary (`main.rs`) only parses the command line and calls into this library, so tests,
 //! benches and the embedded demo use exactly the code that runs in production.
 
+pub mod admin;
 pub mod audit;
 pub mod body;
 pub mod checksum;
@@ -14,6 +15,7 @@ pub mod forward;
 pub mod fuzzing;
 pub mod glob;
 pub mod hop_by_hop;
+pub mod listener;
 pub mod metrics;
 pub mod net;
 pub mod policy;
@@ -22,7 +24,7 @@ pub mod proxy;
 pub mod proxy_protocol;
 pub mod s3_request;
 pub mod s3_xml;
-pub mod server;
+pub mod shutdown;
 pub mod sigv4;
 pub mod store;
 pub mod telemetry;
@@ -32,13 +34,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use config::Config;
+use error::{S3Error, S3ErrorCode};
+use listener::{ConnInfo, Handler, ListenError, ListenOptions};
+use metrics::Mode;
 use proxy::Gateway;
-use server::{Handler, Shutdown};
+use shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
-    Server(#[from] server::ServerError),
+    Listen(#[from] ListenError),
     #[error(transparent)]
     Upstream(#[from] upstream::UpstreamError),
     #[error("audit log: {0}")]
@@ -54,9 +59,16 @@ impl Handler for EndpointHandler {
     fn call(
         &self,
         req: http::Request<hyper::body::Incoming>,
-        conn: server::ConnInfo,
+        conn: ConnInfo,
     ) -> impl std::future::Future<Output = http::Response<body::Body>> + Send {
         self.0.clone().handle(req, conn)
+    }
+
+    /// What S3 says when it wants clients to back off: SDKs retry it.
+    fn refusal(&self, req: &http::Request<hyper::body::Incoming>) -> http::Response<body::Body> {
+        let request_id = format!("{:016X}", rand::random::<u64>());
+        S3Error::new(S3ErrorCode::SlowDown, "Please reduce your request rate.")
+            .into_response(&request_id, req.method() == http::Method::HEAD)
     }
 }
 
@@ -103,19 +115,19 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
     };
     let router = upstream::Router::new(&config, &metrics)?;
     let tls = match &config.tls {
-        Some(files) => Some(server::tls_acceptor(&files.cert, &files.key)?),
+        Some(files) => Some(listener::tls_acceptor(&files.cert, &files.key)?),
         None => None,
     };
     // Both listeners are bound before either serves, so a failed bind leaves nothing running.
     let forward_listener = match &config.forward {
-        Some(fc) => Some((server::bind(fc.listen).await?, fc.clone())),
+        Some(fc) => Some((listener::bind(fc.listen).await?, fc.clone())),
         None => None,
     };
-    let listener = if config.endpoint { Some(server::bind(config.listen).await?) } else { None };
+    let endpoint_tcp = if config.endpoint { Some(listener::bind(config.listen).await?) } else { None };
     let mut tasks = Vec::new();
     let mut forward_addr = None;
     if let Some((l, fc)) = forward_listener {
-        forward_addr = Some(l.local_addr().map_err(|source| server::ServerError::Bind { addr: fc.listen, source })?);
+        forward_addr = Some(l.local_addr().map_err(|source| ListenError::Bind { addr: fc.listen, source })?);
         let grace = config.shutdown_grace;
         tasks.push(tokio::spawn(forward::serve(
             l,
@@ -128,35 +140,31 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         )));
     }
     // With `listen = none` only the forward proxy runs, and `addr` is its address.
-    let addr = match &listener {
-        Some(l) => l.local_addr().map_err(|source| server::ServerError::Bind { addr: config.listen, source })?,
+    let addr = match &endpoint_tcp {
+        Some(l) => l.local_addr().map_err(|source| ListenError::Bind { addr: config.listen, source })?,
         None => forward_addr.ok_or(RunError::NoListener)?,
     };
     let metrics_addr = match config.metrics_listen {
         Some(at) => {
-            let l = server::bind(at).await?;
-            let bound = l.local_addr().map_err(|source| server::ServerError::Bind { addr: at, source })?;
-            tokio::spawn(metrics::serve(l, metrics.clone(), shutdown.clone()));
+            let l = listener::bind(at).await?;
+            let bound = l.local_addr().map_err(|source| ListenError::Bind { addr: at, source })?;
+            tokio::spawn(admin::serve(l, metrics.clone(), shutdown.clone()));
             Some(bound)
         }
         None => None,
     };
     let gateway = Gateway::new(config.clone(), router, metrics.clone(), audit);
-    let options = server::ListenOptions {
+    let options = ListenOptions {
+        name: "endpoint",
         tls,
         trusted_proxies: config.access.trusted_proxies.clone(),
         grace: config.shutdown_grace,
-        metrics: Some(metrics.clone()),
+        metrics: Some((metrics.clone(), Mode::Endpoint)),
         max_connections: config.max_connections,
-        idle_timeout: server::IDLE_TIMEOUT,
+        ..ListenOptions::default()
     };
-    if let Some(listener) = listener {
-        tasks.push(tokio::spawn(server::serve(
-            listener,
-            options,
-            EndpointHandler(Arc::new(gateway)),
-            shutdown.clone(),
-        )));
+    if let Some(tcp) = endpoint_tcp {
+        tasks.push(tokio::spawn(listener::serve(tcp, options, EndpointHandler(Arc::new(gateway)), shutdown.clone())));
     }
     Ok(Running { addr, metrics_addr, metrics, forward_addr, shutdown, tasks })
 }
@@ -175,7 +183,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
     let shutdown = running.shutdown.clone();
     tokio::spawn(async move {
-        telemetry::shutdown_signal().await;
+        shutdown::signal().await;
         tracing::info!("shutting down: draining connections");
         shutdown.trigger();
     });

@@ -108,7 +108,7 @@ async fn dispatch(command: Command) -> Result<(), String> {
             let cred = Credential::parse(&args.credentials).ok_or("--credentials: expected AKID:SECRET")?;
             let store = s3gate::store::Store::start(args.listen, &args.data, &cred).await.map_err(|e| e.to_string())?;
             println!("s3gate store: serving {} at {}", args.data.display(), store.url());
-            s3gate::telemetry::shutdown_signal().await;
+            s3gate::shutdown::signal().await;
             Ok(())
         }
     }
@@ -160,7 +160,7 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
         client_cred.access_key_id,
         client_cred.secret.expose()
     );
-    s3gate::telemetry::shutdown_signal().await;
+    s3gate::shutdown::signal().await;
     running.stop().await;
     store.stop();
     Ok(())

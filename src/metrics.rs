@@ -1,32 +1,19 @@
 //! Prometheus metrics, in a registry passed explicitly (never the crate's global one, so tests
-//! and several gateways in one process do not share counters), and the admin listener that
-//! serves them on `--metrics-listen`.
+//! and several gateways in one process do not share counters). The admin listener (`admin.rs`)
+//! serves them on `--metrics-listen`; this module knows nothing of listening.
 //!
 //! Every label value is bounded: modes and status classes are enums, error kinds are a fixed
 //! list, and free-form names (IAM actions, S3 error codes, denial reasons) must look like one
 //! and are capped in number, so no client can grow the exposition without limit.
 
 use std::collections::HashSet;
-use std::convert::Infallible;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-
-use crate::server::Shutdown;
 
 /// Which side of s3gate a request or connection belongs to; also the audit log's `mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -373,77 +360,5 @@ impl Drop for TunnelGuard {
     }
 }
 
-/// Serves `GET /metrics` and `GET /health` on the admin listener until `shutdown`.
-///
-/// HTTP/1.1 only, plain text: scrapers and health checkers need nothing more, and the listener
-/// belongs on an internal address. It subscribes to `shutdown` when called, not when first
-/// polled, so a shutdown triggered between `tokio::spawn(serve(..))` and the task's first run
-/// is not missed.
-pub fn serve(listener: TcpListener, metrics: Metrics, shutdown: Shutdown) -> impl Future<Output = ()> + Send {
-    let stop = shutdown.subscribe();
-    accept_loop(listener, metrics, stop)
-}
-
-async fn accept_loop(listener: TcpListener, metrics: Metrics, mut stop: watch::Receiver<bool>) {
-    let graceful = GracefulShutdown::new();
-    while !*stop.borrow_and_update() {
-        let stream = tokio::select! {
-            res = listener.accept() => match res {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics listener: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            res = stop.changed() => match res {
-                Ok(()) => continue,
-                Err(_) => break,
-            },
-        };
-        let metrics = metrics.clone();
-        let service = service_fn(move |req| {
-            let resp = answer(&req, &metrics);
-            async move { Ok::<_, Infallible>(resp) }
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(10))
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "metrics connection ended with error");
-            }
-        });
-    }
-    drop(listener);
-    // A scrape in flight is small; do not hold shutdown for a stuck one.
-    let _ = tokio::time::timeout(Duration::from_secs(2), graceful.shutdown()).await;
-}
-
-fn answer(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
-    let (content_type, body) = match req.uri().path() {
-        "/metrics" => ("text/plain; version=0.0.4", Bytes::from(metrics.render())),
-        "/health" => ("text/plain", Bytes::from_static(b"ok")),
-        _ => return plain(StatusCode::NOT_FOUND, "not found\n"),
-    };
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-        resp.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
-        return resp;
-    }
-    let mut resp = Response::new(Full::new(body));
-    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
-    resp
-}
-
-fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain"));
-    resp
-}
-
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,20 +1,34 @@
 //! The embedded local S3 store (`s3s-fs`): what `s3gate demo` puts behind the gateway so a
 //! newcomer sees it work with nothing else installed, and what tests and benchmarks use as a
 //! real S3 server. It checks SigV4 itself, so it also proves s3gate's upstream signatures.
+//!
+//! It serves on the shared [`listener`], so it backs off on accept errors and
+//! drains on stop like every other listener.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
 use s3s::auth::SimpleAuth;
-use s3s::service::S3ServiceBuilder;
+use s3s::service::{S3Service, S3ServiceBuilder};
 use tokio::net::TcpListener;
 
+use crate::body::{self, Body};
 use crate::credentials::Credential;
+use crate::listener::{self, ConnInfo, Handler, ListenOptions};
+use crate::shutdown::Shutdown;
 
 mod listing;
-use crate::server::Shutdown;
+
+/// Longer than s3gate's upstream pool keeps an idle connection (50 s), so the store never
+/// closes one just as the pool hands it to a request.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Nobody waits for the store to stop (the demo is exiting, a test is over), so requests in
+/// flight may take their time.
+const GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -40,27 +54,12 @@ impl Store {
         let mut b = S3ServiceBuilder::new(listing::Fs(fs));
         b.set_auth(SimpleAuth::from_single(credential.access_key_id.clone(), credential.secret.expose().to_owned()));
         let service = b.build();
-        let listener = TcpListener::bind(listen).await.map_err(|e| StoreError::Bind(listen, e))?;
-        let addr = listener.local_addr().map_err(|e| StoreError::Bind(listen, e))?;
+        let tcp = TcpListener::bind(listen).await.map_err(|e| StoreError::Bind(listen, e))?;
+        let addr = tcp.local_addr().map_err(|e| StoreError::Bind(listen, e))?;
         let shutdown = Shutdown::default();
-        let mut stop = shutdown.subscribe();
-        tokio::spawn(async move {
-            let http = ConnBuilder::new(TokioExecutor::new());
-            loop {
-                let (socket, _) = tokio::select! {
-                    res = listener.accept() => match res {
-                        Ok(c) => c,
-                        Err(_) => continue,
-                    },
-                    _ = async { let _ = stop.wait_for(|stopped| *stopped).await.map(|_| ()); } => break,
-                };
-                let _ = socket.set_nodelay(true);
-                let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-        });
+        let options =
+            ListenOptions { name: "store", grace: GRACE, idle_timeout: IDLE_TIMEOUT, ..ListenOptions::default() };
+        tokio::spawn(listener::serve(tcp, options, StoreHandler(service), shutdown.clone()));
         Ok(Store { addr, shutdown })
     }
 
@@ -76,5 +75,28 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         self.shutdown.trigger();
+    }
+}
+
+/// The s3s service as a listener's handler.
+#[derive(Clone)]
+struct StoreHandler(S3Service);
+
+impl Handler for StoreHandler {
+    fn call(&self, req: Request<Incoming>, _conn: ConnInfo) -> impl Future<Output = Response<Body>> + Send {
+        let answer = hyper::service::Service::call(&self.0, req);
+        async move {
+            match answer.await {
+                Ok(resp) => resp.map(body::boxed),
+                // s3s answers S3 errors itself; this is a failure inside it, which hyper would
+                // have ended the connection for.
+                Err(e) => {
+                    tracing::warn!(error = ?e, "store: request failed");
+                    let mut resp = Response::new(body::full("internal error\n"));
+                    *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                    resp
+                }
+            }
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Logging setup and process signals.
+//! Logging setup. (Process signals are [`crate::shutdown::signal`].)
 
 use tracing_subscriber::EnvFilter;
 
@@ -18,28 +18,5 @@ pub fn init(json: bool) {
         let _ = builder.json().try_init();
     } else {
         let _ = builder.try_init();
-    }
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = tokio::signal::ctrl_c() => {},
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -207,7 +207,7 @@ impl ForwardResolved {
             idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
             connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
             max_tunnels: self.max_tunnels as usize,
-            max_connections: crate::server::limits::default_max_connections(),
+            max_connections: crate::listener::limits::default_max_connections(),
         }))
     }
 }

@@ -17,6 +17,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tracing::Instrument;
 
 use super::allow::{self, Destination, Via};
 use super::dial::dial;
@@ -49,14 +50,16 @@ pub async fn open(fwd: Arc<Forwarder>, mut req: Request<Incoming>, mut record: R
     record.status = StatusCode::OK.as_u16();
     let upgrade = hyper::upgrade::on(&mut req);
     let open = fwd.metrics.tunnel_opened();
-    tokio::spawn(async move {
+    // In the connection's span, so the tunnel's log line names its listener and client too.
+    let tunnel = async move {
         let _counted = (permit, open);
         let mut record = record;
         match upgrade.await {
             Ok(client) => pump(&fwd, client, upstream, &mut record).await,
             Err(e) => record.reason = Some(format!("the client left before the tunnel opened: {e}")),
         }
-    });
+    };
+    tokio::spawn(tunnel.in_current_span());
     Response::new(body::empty())
 }
 
@@ -120,11 +123,10 @@ where
 
 /// Lets `work` run until it ends, the tunnel has been idle for the limit, or shutdown cuts it.
 async fn watch(fwd: &Forwarder, traffic: &Traffic, work: impl Future<Output = io::Result<()>>) -> Result<(), String> {
-    let mut cut = fwd.cut.clone();
     let limit = fwd.config.idle_timeout;
     tokio::select! {
         res = work => res.map_err(|e| format!("tunnel: {e}")),
         () = traffic.idle(limit) => Err(format!("idle for {}s: closed", limit.as_secs())),
-        () = super::until_true(&mut cut) => Err("shutting down: closed".into()),
+        () = fwd.drain.cut() => Err("shutting down: closed".into()),
     }
 }

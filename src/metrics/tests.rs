@@ -1,18 +1,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use super::{serve, Metrics, Mode};
-use crate::server::Shutdown;
+use super::{Metrics, Mode};
 
 /// The exposition as `series -> value` (`name{labels}` exactly as written), and its comments.
-struct Exposition {
+pub(crate) struct Exposition {
     samples: BTreeMap<String, String>,
     comments: Vec<String>,
 }
 
-fn parse(text: &str) -> Exposition {
+pub(crate) fn parse(text: &str) -> Exposition {
     let mut samples = BTreeMap::new();
     let mut comments = Vec::new();
     for line in text.lines() {
@@ -27,7 +24,7 @@ fn parse(text: &str) -> Exposition {
 }
 
 impl Exposition {
-    fn value(&self, series: &str) -> &str {
+    pub(crate) fn value(&self, series: &str) -> &str {
         self.samples.get(series).map(String::as_str).unwrap_or_else(|| {
             let names: Vec<_> = self.samples.keys().collect();
             panic!("no sample {series}; have {names:#?}")
@@ -40,7 +37,7 @@ impl Exposition {
     }
 }
 
-fn known_sequence() -> Metrics {
+pub(crate) fn known_sequence() -> Metrics {
     let m = Metrics::new();
     let ms = Duration::from_millis;
     m.request_finished(Mode::Endpoint, "s3:GetObject", 200, ms(3), 0, 1000);
@@ -213,62 +210,4 @@ fn guards_decrement_on_drop() {
     assert_eq!(gauge(&m, endpoint), "0");
     assert_eq!(gauge(&m, forward), "0");
     assert_eq!(gauge(&m, "s3gate_active_tunnels"), "0");
-}
-
-/// Sends one HTTP/1.1 request and returns (status line, headers, body) of the answer.
-async fn get(addr: std::net::SocketAddr, method: &str, path: &str) -> (String, String, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("{method} {path} HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no head: {answer:?}"));
-    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
-    (status.to_owned(), headers.to_ascii_lowercase(), body.to_owned())
-}
-
-#[tokio::test]
-async fn serve_answers_over_a_real_socket() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let metrics = known_sequence();
-    let shutdown = Shutdown::default();
-    let server = tokio::spawn(serve(listener, metrics.clone(), shutdown.clone()));
-
-    let (status, headers, body) = get(addr, "GET", "/metrics").await;
-    assert_eq!(status, "HTTP/1.1 200 OK");
-    assert!(headers.contains("content-type: text/plain; version=0.0.4"), "{headers}");
-    let e = parse(&body);
-    assert_eq!(e.value(r#"s3gate_requests_total{action="s3:GetObject",mode="endpoint",status_class="2xx"}"#), "2");
-
-    let (status, _, body) = get(addr, "GET", "/health").await;
-    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "ok"));
-
-    let (status, _, _) = get(addr, "GET", "/").await;
-    assert_eq!(status, "HTTP/1.1 404 Not Found");
-    let (status, _, _) = get(addr, "GET", "/metrics/extra").await;
-    assert_eq!(status, "HTTP/1.1 404 Not Found");
-    let (status, headers, _) = get(addr, "POST", "/metrics").await;
-    assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
-    assert!(headers.contains("allow: get, head"), "{headers}");
-
-    // Counters move between scrapes.
-    metrics.auth_failure("AccessDenied");
-    let (_, _, body) = get(addr, "GET", "/metrics").await;
-    assert_eq!(parse(&body).value(r#"s3gate_auth_failures_total{reason="AccessDenied"}"#), "1");
-
-    shutdown.trigger();
-    tokio::time::timeout(Duration::from_secs(5), server).await.expect("serve did not stop").unwrap();
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "listener still open after shutdown");
-}
-
-/// `tokio::spawn(serve(..))` then an immediate shutdown (a test's start-then-stop): the task
-/// has not run yet when the shutdown is triggered, and must still stop.
-#[tokio::test]
-async fn serve_stops_when_shut_down_before_its_first_poll() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let shutdown = Shutdown::default();
-    let server = serve(listener, Metrics::new(), shutdown.clone());
-    shutdown.trigger();
-    tokio::time::timeout(Duration::from_secs(5), server).await.expect("serve did not stop");
 }

@@ -77,7 +77,7 @@ fn max_connections_follows_the_precedence_and_applies_to_both_listeners() {
         Config::validate(Config::resolve(args, &e, Some(file)).expect("resolves")).expect("valid")
     };
     let cfg = load(&ServeArgs::default(), &[], "");
-    assert_eq!(cfg.max_connections, s3gate::server::limits::default_max_connections());
+    assert_eq!(cfg.max_connections, s3gate::listener::limits::default_max_connections());
     assert!(cfg.max_connections >= 1024);
     let file = "max_connections = 300\n[forward]\nlisten = \"127.0.0.1:3128\"";
     let cfg = load(&ServeArgs::default(), &[], file);

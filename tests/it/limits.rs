@@ -14,7 +14,8 @@ use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use s3gate::body::Body;
-use s3gate::server::{self, ConnInfo, Handler, ListenOptions, Shutdown};
+use s3gate::listener::{self, ConnInfo, Handler, ListenOptions};
+use s3gate::shutdown::Shutdown;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -108,7 +109,7 @@ async fn request_heads_past_their_bounds_are_431_and_nothing_goes_upstream() {
     assert!(exchange(gw.addr(), &health(&big)).await.starts_with("HTTP/1.1 200"));
 
     // Past them: too many fields, one field too large, a head too large in total.
-    let too_big = format!("x-big: {}\r\n", "a".repeat(server::MAX_HEADER_BYTES));
+    let too_big = format!("x-big: {}\r\n", "a".repeat(listener::MAX_HEADER_BYTES));
     let many_large = (0..40).map(|i| format!("x-h{i}: {}\r\n", "b".repeat(2000))).collect::<String>();
     for (what, extra) in [("101 fields", headers(101)), ("a 64 KiB field", too_big), ("80 KB of fields", many_large)] {
         let answer = exchange(gw.addr(), &put(&extra)).await;
@@ -165,12 +166,12 @@ impl Handler for Slow {
 
 /// A listener with a 1 s idle timeout in front of [`Slow`].
 async fn listener_with_short_idle() -> (SocketAddr, Shutdown) {
-    let listener = server::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let tcp = listener::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
+    let addr = tcp.local_addr().expect("addr");
     let shutdown = Shutdown::default();
     let options =
         ListenOptions { grace: Duration::from_secs(1), idle_timeout: Duration::from_secs(1), ..Default::default() };
-    tokio::spawn(server::serve(listener, options, Slow, shutdown.clone()));
+    tokio::spawn(listener::serve(tcp, options, Slow, shutdown.clone()));
     (addr, shutdown)
 }
 

@@ -88,7 +88,7 @@ async fn tls_front(store: std::net::SocketAddr) -> (std::net::SocketAddr, tempfi
     let (dir, ca_pem, cert, key) = crate::support::throwaway_tls("localhost");
     let ca_path = dir.path().join("ca.pem");
     std::fs::write(&ca_path, ca_pem).expect("write ca");
-    let acceptor = s3gate::server::tls_acceptor(&cert, &key).expect("acceptor");
+    let acceptor = s3gate::listener::tls_acceptor(&cert, &key).expect("acceptor");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {

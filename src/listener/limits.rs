@@ -66,6 +66,29 @@ impl ConnectionCap {
     }
 }
 
+/// Says when to log that the cap was reached: at most every 10 s, so a flood of connections
+/// past the cap does not become a flood of log lines too.
+#[derive(Debug, Default)]
+pub struct CapWarning {
+    last: Option<Instant>,
+}
+
+impl CapWarning {
+    pub const EVERY: Duration = Duration::from_secs(10);
+
+    pub fn due(&mut self) -> bool {
+        self.due_at(Instant::now())
+    }
+
+    fn due_at(&mut self, now: Instant) -> bool {
+        if self.last.is_some_and(|at| now.saturating_duration_since(at) < Self::EVERY) {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
+}
+
 /// One connection's requests in flight, and since when it has had none.
 #[derive(Clone, Debug)]
 pub struct Activity(Arc<watch::Sender<State>>);
@@ -146,6 +169,17 @@ mod tests {
         assert!(matches!(c, Admission::Serve(_)), "a closed connection frees its place");
         drop(refused);
         assert!(matches!(cap.admit(), Admission::Refuse(_)), "a refusal never held a place");
+    }
+
+    #[test]
+    fn reaching_the_cap_is_logged_at_most_every_10_s() {
+        let mut warning = CapWarning::default();
+        let start = Instant::now();
+        assert!(warning.due_at(start), "the first time");
+        assert!(!warning.due_at(start));
+        assert!(!warning.due_at(start + CapWarning::EVERY - Duration::from_millis(1)));
+        assert!(warning.due_at(start + CapWarning::EVERY), "again after 10 s");
+        assert!(!warning.due_at(start + CapWarning::EVERY + Duration::from_secs(1)));
     }
 
     #[tokio::test]

@@ -1,0 +1,177 @@
+//! HTTP on an accepted connection, until the client leaves, the connection idles or its
+//! listener drains.
+//!
+//! The same bounds hold whichever HTTP a listener speaks: a request head of at most
+//! [`MAX_HEADER_BYTES`] and [`MAX_HEADERS`] fields, and a connection with no request in flight
+//! closed after its idle timeout. A request counts as in flight from the moment its head is read
+//! until its response body has been sent, so a long download is never taken for idleness.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as AutoBuilder;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::drain::Token;
+use super::limits::{Activity, RequestGuard};
+use super::{ConnInfo, Handler, MAX_HEADERS, MAX_HEADER_BYTES};
+use crate::body::{Body, BoxError};
+
+/// HTTP/2 pings while the connection is open: a peer that stops answering is gone, even in the
+/// middle of a request.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// Streams one HTTP/2 client may have open at once.
+const H2_MAX_STREAMS: u32 = 256;
+
+/// Which HTTP a listener speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1 and HTTP/2 (by ALPN, or by the HTTP/2 preface on plain TCP): what S3 clients
+    /// speak to the endpoint and the store.
+    #[default]
+    Auto,
+    /// HTTP/1.1 only, with upgrades. Proxy clients speak HTTP/1.1 to a proxy, and a CONNECT
+    /// tunnel takes back hyper's bare TCP stream, which the auto server's wrapper would hide.
+    Http1,
+}
+
+/// One listener's HTTP settings, built once and shared by its connections.
+#[derive(Clone)]
+pub(super) enum Http {
+    Auto(Arc<AutoBuilder<TokioExecutor>>),
+    Http1(Arc<http1::Builder>),
+}
+
+impl Http {
+    pub(super) fn new(protocol: Protocol, idle: Duration) -> Self {
+        match protocol {
+            Protocol::Auto => {
+                let mut auto = AutoBuilder::new(TokioExecutor::new());
+                // hyper-util does not expose hyper's `max_header_size`; its read buffer limit is
+                // the same bound for a head (a request line and headers that do not fit are a 431).
+                auto.http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(idle)
+                    .keep_alive(true)
+                    .max_buf_size(MAX_HEADER_BYTES)
+                    .max_headers(MAX_HEADERS);
+                auto.http2()
+                    .timer(TokioTimer::new())
+                    .max_concurrent_streams(H2_MAX_STREAMS)
+                    .max_header_list_size(MAX_HEADER_BYTES as u32)
+                    .keep_alive_interval(H2_PING_INTERVAL)
+                    .keep_alive_timeout(H2_PING_TIMEOUT);
+                Http::Auto(Arc::new(auto))
+            }
+            Protocol::Http1 => {
+                let mut h1 = http1::Builder::new();
+                h1.timer(TokioTimer::new())
+                    .header_read_timeout(idle)
+                    .keep_alive(true)
+                    .max_header_size(MAX_HEADER_BYTES)
+                    .max_headers(MAX_HEADERS);
+                Http::Http1(Arc::new(h1))
+            }
+        }
+    }
+
+    /// Serves `io` until the client leaves, the connection has had no request in flight for
+    /// `idle`, or the listener drains; either of the last two closes it gracefully.
+    pub(super) async fn serve<I, H>(&self, io: I, conn: ConnInfo, handler: H, idle: Duration, drain: &Token)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        H: Handler,
+    {
+        let activity = Activity::default();
+        let requests = activity.clone();
+        let svc = service_fn(move |req| {
+            let handler = handler.clone();
+            // Taken before the handler runs, so a request the client gives up on (its future
+            // dropped) stops counting too.
+            let guard = requests.request_started();
+            async move {
+                let resp = handler.call(req, conn).await;
+                Ok::<_, Infallible>(resp.map(|body| InFlight { body, _guard: guard }))
+            }
+        });
+        let io = TokioIo::new(io);
+        match self {
+            Http::Auto(auto) => {
+                let connection = auto.serve_connection(io, svc);
+                drive(connection, |c| c.graceful_shutdown(), &activity, idle, drain).await;
+            }
+            Http::Http1(h1) => {
+                let connection = h1.serve_connection(io, svc).with_upgrades();
+                drive(connection, |c| c.graceful_shutdown(), &activity, idle, drain).await;
+            }
+        }
+    }
+}
+
+/// Runs one hyper connection, asking it to close (HTTP/1: after the response in flight;
+/// HTTP/2: GOAWAY, then the open streams finish) when it idles or the listener drains.
+///
+/// `close` is each connection type's own `graceful_shutdown`: hyper has no trait for it that
+/// covers an HTTP/1 connection with upgrades.
+async fn drive<C, E>(connection: C, close: impl Fn(Pin<&mut C>), activity: &Activity, idle: Duration, drain: &Token)
+where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    tokio::pin!(connection);
+    let draining = drain.draining();
+    tokio::pin!(draining);
+    let mut closing = false;
+    let res = loop {
+        tokio::select! {
+            res = connection.as_mut() => break res,
+            () = &mut draining, if !closing => {
+                closing = true;
+                close(connection.as_mut());
+            }
+            () = activity.idle_for(idle), if !closing => {
+                tracing::debug!("closing a connection idle for {idle:?}");
+                closing = true;
+                close(connection.as_mut());
+            }
+        }
+    };
+    if let Err(e) = res {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it has been sent.
+struct InFlight {
+    body: Body,
+    _guard: RequestGuard,
+}
+
+impl http_body::Body for InFlight {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
