@@ -112,3 +112,19 @@ pub fn config_from_toml(text: &str) -> Result<Config, ConfigError> {
     }
     Config::validate(resolved)
 }
+
+/// Text as XML character data that reads back as exactly `text`: markup characters and
+/// control characters as references. The XML targets write parsed requests back out with it.
+pub fn xml_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("&#x{:X};", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}

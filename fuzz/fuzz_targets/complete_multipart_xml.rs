@@ -7,26 +7,17 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use s3gate::fuzzing::xml_text as escape;
 use s3gate::s3_xml::{complete_multipart_upload, CompletedPart, MAX_PARTS};
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("&#x{:X};", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 fn render(parts: &[CompletedPart]) -> String {
     let mut xml = String::from("<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
     for part in parts {
-        xml.push_str(&format!("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag>", part.part_number, escape(&part.etag)));
+        xml.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag>",
+            part.part_number,
+            escape(&part.etag)
+        ));
         for (algorithm, value) in &part.checksums {
             let element = format!("Checksum{}", algorithm.display_name());
             xml.push_str(&format!("<{element}>{}</{element}>", escape(value)));

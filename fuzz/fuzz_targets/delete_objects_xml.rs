@@ -9,21 +9,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use s3gate::fuzzing::xml_text as escape;
 use s3gate::s3_xml::{delete_objects, DeleteRequest};
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("&#x{:X};", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 fn render(request: &DeleteRequest) -> String {
     let mut xml = String::from("<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
