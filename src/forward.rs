@@ -12,8 +12,9 @@
 //! endpoint's auto HTTP/1+2 one: proxy clients speak HTTP/1.1 to a proxy, and hyper's own
 //! connection type lets a tunnel take back the bare TCP stream.
 
-pub mod allow;
-pub mod auth;
+// The allow list and proxy users are pure rules that config builds too; they live in
+// `forward_rules` so config need not depend on this module.
+pub use crate::forward_rules::{allow, auth};
 pub mod dial;
 mod exchange;
 mod record;

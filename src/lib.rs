@@ -10,6 +10,7 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod forward;
+pub mod forward_rules;
 pub mod glob;
 pub mod metrics;
 pub mod net;

@@ -14,9 +14,9 @@ use serde::Deserialize;
 
 use super::{invalid, ConfigError};
 use crate::credentials::Credential;
-use crate::forward::allow::{AllowList, AWS_S3_TOKEN};
-use crate::forward::auth::ProxyUsers;
-use crate::forward::dial::ConnectTo;
+use crate::forward_rules::allow::{AllowList, AWS_S3_TOKEN};
+use crate::forward_rules::auth::ProxyUsers;
+use crate::forward_rules::connect_to::ConnectTo;
 
 pub const DEFAULT_IDLE_TIMEOUT: u64 = 300;
 pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
