@@ -462,9 +462,9 @@ impl Config {
         let public_url = r
             .public_url
             .as_deref()
-            .map(crate::presign::parse_public_url)
+            .map(crate::net::parse_public_url)
             .transpose()
-            .map_err(|e| invalid(e.to_string()))?;
+            .map_err(|e| invalid(format!("public URL: {e}")))?;
         let storage_class = r.storage_class.as_deref().map(routes::storage_class).transpose()?;
         let mut route_list = Vec::new();
         for (i, route) in r.routes.iter().enumerate() {
