@@ -1,8 +1,9 @@
 //! The forward-proxy options (`--forward-*`, `S3GATE_FORWARD_*`, the TOML `[forward]` table),
 //! merged with the same precedence as the rest of the config: CLI > environment > file > default.
 //!
-//! Kept apart from `config.rs` because the proxy's options are many and independent of the
-//! endpoint's; `config.rs` only calls [`resolve`] and [`ForwardResolved::validate`].
+//! Kept apart from the endpoint's settings because the proxy's options are many and
+//! independent of them; `settings.rs` calls [`resolve`] and `validate.rs`
+//! [`ForwardResolved::validate`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
-use super::{invalid, ConfigError};
+use super::{invalid, ConfigError, Files};
 use crate::credentials::Credential;
 use crate::forward_rules::allow::{AllowList, AWS_S3_TOKEN};
 use crate::forward_rules::auth::ProxyUsers;
@@ -166,8 +167,8 @@ pub fn resolve(
 }
 
 impl ForwardResolved {
-    /// `None` when no forward listener is configured. Reads the users file, if any.
-    pub fn validate(self) -> Result<Option<ForwardConfig>, ConfigError> {
+    /// `None` when no forward listener is configured. The users file comes from `files`.
+    pub fn validate(self, files: &Files) -> Result<Option<ForwardConfig>, ConfigError> {
         let Some(listen) = &self.listen else {
             return match self.stray {
                 Some(name) => Err(invalid(format!("{name} is set but forward-listen is not"))),
@@ -194,7 +195,7 @@ impl ForwardResolved {
             users.push(user);
         }
         if let Some(path) = &self.users_file {
-            users.extend(super::read_credentials_file(path)?);
+            users.extend(files.credentials(path)?);
         }
         if self.max_tunnels == 0 || self.max_tunnels > tokio::sync::Semaphore::MAX_PERMITS as u64 {
             return Err(invalid(format!("forward-max-tunnels: out of range: {}", self.max_tunnels)));

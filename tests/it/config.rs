@@ -177,3 +177,30 @@ fn the_binary_rejects_bad_flags_with_a_message_and_nonzero_exit() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("config ok"));
 }
+
+#[test]
+fn validation_reads_no_file_itself() {
+    use s3gate::config::{FileUse, Files};
+    let file = r#"
+        credentials_file = "/nonexistent/clients"
+        [[client]]
+        access_key_id = "READER"
+        secret_file = "/nonexistent/reader.secret"
+        policy_file = "/nonexistent/reader.json"
+    "#;
+    let policy = r#"{"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}]}"#;
+    let r = Config::resolve(&ServeArgs::default(), &HashMap::new(), Some(file)).expect("resolves");
+    let mut files = Files::default();
+    files.insert("/nonexistent/clients", FileUse::Secret, "# clients\nK1:one\nK2:two\n");
+    files.insert("/nonexistent/reader.secret", FileUse::Secret, "reader-secret\n");
+    files.insert("/nonexistent/reader.json", FileUse::Text, policy);
+    let cfg = Config::validate_with(r.clone(), &files).expect("valid");
+    assert_eq!(cfg.keys.len(), 3);
+    assert_eq!(cfg.keys.secret("READER").map(|s| s.expose().to_owned()).as_deref(), Some("reader-secret"));
+    assert!(cfg.keys.policy("READER").is_some() && cfg.keys.policy("K1").is_none());
+
+    // What the loader could not read is reported when validation reaches it.
+    let err = Config::validate(r).expect_err("the files do not exist");
+    assert!(err.to_string().contains("/nonexistent/clients"), "{err}");
+}
