@@ -4,7 +4,8 @@
 //! Three steps, and only the middle one reads anything:
 //! 1. [`Config::resolve`]: flags > environment > file > default, a pure function of (arguments,
 //!    environment map, file text), so tests pass a map instead of touching the process
-//!    environment. The keys are in `settings.rs` (`forward.rs` for the forward proxy).
+//!    environment. Each key is declared once, in `settings.rs` (`forward.rs` for the forward
+//!    proxy), which makes its flag, variable and TOML key.
 //! 2. [`Files::read`] (`load.rs`): the files the settings name (credentials, secrets, policies,
 //!    proxy users, CA bundles), with the permission checks of those that hold secrets.
 //!    `load.rs` also reads the `--config` file itself.
@@ -25,12 +26,14 @@ use serde::Deserialize;
 
 use crate::credentials::{Credential, KeyStore};
 
+mod declare;
 pub mod forward;
 mod load;
 mod routes;
 mod settings;
 mod validate;
 
+pub use declare::{Env, Key};
 pub use forward::{ForwardArgs, ForwardConfig, ForwardFile, ForwardResolved};
 pub use load::read_config_file;
 pub use routes::{AccessConfig, RouteConfig};
@@ -43,6 +46,16 @@ pub enum UpstreamAddressing {
     #[default]
     Path,
     Virtual,
+}
+
+impl declare::FromEnv for UpstreamAddressing {
+    fn from_env(var: &str, text: &str) -> Result<Self, ConfigError> {
+        match text {
+            "path" => Ok(UpstreamAddressing::Path),
+            "virtual" => Ok(UpstreamAddressing::Virtual),
+            other => Err(invalid(format!("{var}: expected path or virtual, got {other:?}"))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -116,16 +129,12 @@ pub struct Config {
 impl Config {
     /// Merges CLI > env > file > default. `env` is the environment as a map; `file` the text of
     /// the `--config` file, if any. Reads nothing.
-    pub fn resolve(
-        args: &ServeArgs,
-        env: &HashMap<String, String>,
-        file: Option<&str>,
-    ) -> Result<Resolved, ConfigError> {
+    pub fn resolve(args: &ServeArgs, env: &Env, file: Option<&str>) -> Result<Resolved, ConfigError> {
         settings::resolve(args, env, file)
     }
 
     /// Reads the config file and the files it names, then validates everything.
-    pub fn load(args: &ServeArgs, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+    pub fn load(args: &ServeArgs, env: &Env) -> Result<Config, ConfigError> {
         let text = args.config.as_deref().map(read_config_file).transpose()?;
         Self::validate(Self::resolve(args, env, text.as_deref())?)
     }
@@ -141,6 +150,11 @@ impl Config {
     pub fn validate_with(r: Resolved, files: &Files) -> Result<Config, ConfigError> {
         validate::config(r, files)
     }
+}
+
+/// Every declared key: the endpoint's, then the forward proxy's (`[forward]`).
+pub fn keys() -> impl Iterator<Item = &'static Key> {
+    settings::KEYS.iter().chain(forward::KEYS)
 }
 
 /// How a file the settings name is used, which decides how it is read.
@@ -185,6 +199,6 @@ impl Files {
 }
 
 /// The process environment as a map, read once at start-up by `main`.
-pub fn process_env() -> HashMap<String, String> {
+pub fn process_env() -> Env {
     std::env::vars().filter(|(k, _)| k.starts_with("S3GATE_")).collect()
 }
