@@ -13,8 +13,9 @@
 //! cap, drain) speaking HTTP/1.1 only, with upgrades for CONNECT: proxy clients speak HTTP/1.1
 //! to a proxy, and hyper's own connection type lets a tunnel take back the bare TCP stream.
 
-pub mod allow;
-pub mod auth;
+// The allow list and proxy users are pure rules that config builds too; they live in
+// `forward_rules` so config need not depend on this module.
+pub use crate::forward_rules::{allow, auth};
 pub mod dial;
 mod exchange;
 mod record;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod forward;
+pub mod forward_rules;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod glob;

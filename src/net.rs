@@ -1,4 +1,5 @@
-//! Address blocks: `--allowed-source-subnet` and `--trusted-proxy` lists.
+//! Address blocks (`--allowed-source-subnet` and `--trusted-proxy` lists) and the gateway's
+//! public base URL (`--public-url`).
 //!
 //! Parsed by hand (no CIDR crate in the dependency tree). An IPv4 client reaching a dual-stack
 //! listener shows up as `::ffff:a.b.c.d`; both the addresses checked and the blocks written as
@@ -144,6 +145,25 @@ impl From<Vec<Cidr>> for CidrSet {
     fn from(cidrs: Vec<Cidr>) -> CidrSet {
         CidrSet(cidrs)
     }
+}
+
+/// Parses and checks a `--public-url`: http or https, a host, no path, query or user info
+/// (the gateway serves buckets at the root, and a URL with a password would leak it). The
+/// error says what is wrong and quotes `text`.
+pub fn parse_public_url(text: &str) -> Result<http::Uri, String> {
+    let bad = |why: &str| format!("{why}: {text:?}");
+    let uri: http::Uri = text.trim().parse().map_err(|_| bad("not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(bad("must start with http:// or https://"));
+    }
+    let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(bad("must not contain user info"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(bad("must not have a path or query (the gateway serves buckets at the root)"));
+    }
+    Ok(uri)
 }
 
 #[cfg(test)]

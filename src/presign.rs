@@ -214,22 +214,9 @@ pub fn object_location(
     })
 }
 
-/// Parses and checks a `--public-url`: http or https, a host, no path, query or user info
-/// (the gateway serves buckets at the root, and a URL with a password would leak it).
+/// Parses and checks a `--public-url` ([`crate::net::parse_public_url`]).
 pub fn parse_public_url(text: &str) -> Result<Uri, PresignError> {
-    let bad = |why: &str| PresignError::PublicUrl(format!("{why}: {text:?}"));
-    let uri: Uri = text.trim().parse().map_err(|_| bad("not a URL"))?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) {
-        return Err(bad("must start with http:// or https://"));
-    }
-    let authority = uri.authority().ok_or_else(|| bad("no host"))?;
-    if authority.as_str().contains('@') {
-        return Err(bad("must not contain user info"));
-    }
-    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        return Err(bad("must not have a path or query (the gateway serves buckets at the root)"));
-    }
-    Ok(uri)
+    crate::net::parse_public_url(text).map_err(PresignError::PublicUrl)
 }
 
 /// The public URL for a gateway reached at `host` (a request's Host header), for when no

@@ -1,10 +1,10 @@
 //! The forward-proxy options (`--forward-*`, `S3GATE_FORWARD_*`, the TOML `[forward]` table),
 //! merged with the same precedence as the rest of the config: CLI > environment > file > default.
 //!
-//! Kept apart from `config.rs` because the proxy's options are many and independent of the
-//! endpoint's; `config.rs` only calls [`resolve`] and [`ForwardResolved::validate`].
+//! Kept apart from the endpoint's settings because the proxy's options are many and
+//! independent of them; `settings.rs` calls [`resolve`] and `validate.rs`
+//! [`ForwardResolved::validate`].
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,11 +12,12 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
-use super::{invalid, ConfigError};
+use super::declare::{settings, Env, Ports};
+use super::{invalid, ConfigError, Files};
 use crate::credentials::Credential;
-use crate::forward::allow::{AllowList, AWS_S3_TOKEN};
-use crate::forward::auth::ProxyUsers;
-use crate::forward::dial::ConnectTo;
+use crate::forward_rules::allow::{AllowList, AWS_S3_TOKEN};
+use crate::forward_rules::auth::ProxyUsers;
+use crate::forward_rules::connect_to::ConnectTo;
 
 pub const DEFAULT_IDLE_TIMEOUT: u64 = 300;
 pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
@@ -24,76 +25,63 @@ pub const DEFAULT_MAX_TUNNELS: u64 = 1024;
 pub const DEFAULT_TUNNEL_PORT: u16 = 443;
 pub const DEFAULT_HTTP_PORT: u16 = 80;
 
-/// `s3gate serve --forward-*` flags.
-#[derive(Debug, Clone, Default, Args)]
-pub struct ForwardArgs {
-    /// Address of the forward (HTTPS_PROXY) listener, e.g. 0.0.0.0:3128 [default: off].
-    #[arg(long, value_name = "ADDR")]
-    pub forward_listen: Option<String>,
-    /// Host pattern the proxy may reach (repeatable; `*` matches within exactly one label,
-    /// `{region}` an AWS region name, `@aws-s3` is the default list of AWS S3 endpoint names)
-    /// [default: @aws-s3].
-    #[arg(long, value_name = "PATTERN")]
-    pub forward_allow: Vec<String>,
-    /// Port a CONNECT tunnel may reach (repeatable; `none` for no tunnels) [default: 443].
-    #[arg(long, value_name = "PORT")]
-    pub forward_allow_port: Vec<String>,
-    /// Port a plain-HTTP (absolute-form) request may reach (repeatable; `none` to refuse plain
-    /// HTTP) [default: 80].
-    #[arg(long, value_name = "PORT")]
-    pub forward_allow_http_port: Vec<String>,
-    /// Send destinations matching PATTERN (and PORT, if given) to HOST instead of resolving
-    /// them; without a port on the right, the destination's port is kept (repeatable).
-    #[arg(long, value_name = "PATTERN[:PORT]=HOST[:PORT]")]
-    pub forward_connect_to: Vec<String>,
-    /// A proxy user `NAME:PASSWORD` (repeatable); with any, clients must authenticate (Basic).
-    #[arg(long, value_name = "NAME:PASSWORD")]
-    pub forward_user: Vec<String>,
-    /// File of proxy users, one `NAME:PASSWORD` per line; must not be readable by others.
-    #[arg(long, value_name = "FILE")]
-    pub forward_users_file: Option<PathBuf>,
-    /// Close a tunnel or request after this many seconds with no byte either way [default: 300].
-    #[arg(long, value_name = "SECONDS")]
-    pub forward_idle_timeout: Option<u64>,
-    /// Connect timeout to a destination, in seconds [default: 10].
-    #[arg(long, value_name = "SECONDS")]
-    pub forward_connect_timeout: Option<u64>,
-    /// Most tunnels and plain-HTTP requests at once; more get 503 [default: 1024].
-    #[arg(long, value_name = "N")]
-    pub forward_max_tunnels: Option<u64>,
-}
+settings! {
+    keys in "forward" {
+        /// Address of the forward (HTTPS_PROXY) listener, e.g. 0.0.0.0:3128 [default: off].
+        #[arg(value_name = "ADDR")]
+        forward_listen as listen: Option<String>,
+        /// Host pattern the proxy may reach (repeatable; `*` matches within exactly one label,
+        /// `{region}` an AWS region name, `@aws-s3` is the default list of AWS S3 endpoint names)
+        /// [default: @aws-s3].
+        #[arg(value_name = "PATTERN")]
+        forward_allow as allow: Vec<String> = vec![AWS_S3_TOKEN.to_owned()],
+        /// Port a CONNECT tunnel may reach (repeatable; `none` for no tunnels) [default: 443].
+        #[arg(value_name = "PORT")]
+        #[toml(Ports)]
+        forward_allow_port as allow_port: Vec<String> = vec![DEFAULT_TUNNEL_PORT.to_string()],
+        /// Port a plain-HTTP (absolute-form) request may reach (repeatable; `none` to refuse plain
+        /// HTTP) [default: 80].
+        #[arg(value_name = "PORT")]
+        #[toml(Ports)]
+        forward_allow_http_port as allow_http_port: Vec<String> = vec![DEFAULT_HTTP_PORT.to_string()],
+        /// Send destinations matching PATTERN (and PORT, if given) to HOST instead of resolving
+        /// them; without a port on the right, the destination's port is kept (repeatable).
+        #[arg(value_name = "PATTERN[:PORT]=HOST[:PORT]")]
+        forward_connect_to as connect_to: Vec<String>,
+        /// A proxy user `NAME:PASSWORD` (repeatable); with any, clients must authenticate (Basic).
+        #[arg(value_name = "NAME:PASSWORD")]
+        forward_user as user: Vec<String>,
+        /// File of proxy users, one `NAME:PASSWORD` per line; must not be readable by others.
+        #[arg(value_name = "FILE")]
+        forward_users_file as users_file: Option<PathBuf>,
+        /// Close a tunnel or request after this many seconds with no byte either way [default: 300].
+        #[arg(value_name = "SECONDS")]
+        forward_idle_timeout as idle_timeout: Option<u64> = DEFAULT_IDLE_TIMEOUT,
+        /// Connect timeout to a destination, in seconds [default: 10].
+        #[arg(value_name = "SECONDS")]
+        forward_connect_timeout as connect_timeout: Option<u64> = DEFAULT_CONNECT_TIMEOUT,
+        /// Most tunnels and plain-HTTP requests at once; more get 503 [default: 1024].
+        #[arg(value_name = "N")]
+        forward_max_tunnels as max_tunnels: Option<u64> = DEFAULT_MAX_TUNNELS,
+    }
 
-/// The `[forward]` table of the TOML file: the flag names without `forward-`, `_` for `-`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ForwardFile {
-    pub listen: Option<String>,
-    pub allow: Option<Vec<String>>,
-    pub allow_port: Option<Vec<u16>>,
-    pub allow_http_port: Option<Vec<u16>>,
-    pub connect_to: Option<Vec<String>>,
-    pub user: Option<Vec<String>>,
-    pub users_file: Option<PathBuf>,
-    pub idle_timeout: Option<u64>,
-    pub connect_timeout: Option<u64>,
-    pub max_tunnels: Option<u64>,
-}
+    /// `s3gate serve --forward-*` flags.
+    #[derive(Debug, Clone, Default, Args)]
+    pub struct ForwardArgs {
+        ..
+    }
 
-/// Forward-proxy settings merged from the three sources, before any file they name is read.
-#[derive(Debug, Clone, Default)]
-pub struct ForwardResolved {
-    pub listen: Option<String>,
-    pub allow: Vec<String>,
-    pub allow_port: Vec<String>,
-    pub allow_http_port: Vec<String>,
-    pub connect_to: Vec<String>,
-    pub user: Vec<String>,
-    pub users_file: Option<PathBuf>,
-    pub idle_timeout: u64,
-    pub connect_timeout: u64,
-    pub max_tunnels: u64,
-    /// The first forward option given while `listen` is not: refused, rather than ignored.
-    pub stray: Option<&'static str>,
+    /// The `[forward]` table of the TOML file: the flag names without `forward-`, `_` for `-`.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ForwardFile {}
+
+    /// Forward-proxy settings merged from the three sources, before any file they name is read.
+    #[derive(Debug, Clone, Default)]
+    pub struct ForwardResolved {
+        /// The first forward option given while `listen` is not: refused, rather than ignored.
+        pub stray: Option<String>,
+    }
 }
 
 /// The validated forward-proxy configuration.
@@ -111,63 +99,15 @@ pub struct ForwardConfig {
 }
 
 /// Merges CLI > env > file > default for the forward options. Reads nothing.
-pub fn resolve(
-    args: &ForwardArgs,
-    env: &HashMap<String, String>,
-    file: Option<ForwardFile>,
-) -> Result<ForwardResolved, ConfigError> {
-    let f = file.unwrap_or_default();
-    let e = |name: &str| env.get(&format!("S3GATE_FORWARD_{name}")).filter(|v| !v.is_empty()).cloned();
-    let list = |name: &str| -> Option<Vec<String>> {
-        e(name).map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
-    };
-    let num = |name: &str| -> Result<Option<u64>, ConfigError> {
-        e(name)
-            .map(|v| v.parse::<u64>().map_err(|_| invalid(format!("S3GATE_FORWARD_{name}: not a number: {v:?}"))))
-            .transpose()
-    };
-    let cli = |v: &Vec<String>| if v.is_empty() { None } else { Some(v.clone()) };
-    let ports = |v: Option<Vec<u16>>| v.map(|ps| ps.iter().map(u16::to_string).collect::<Vec<_>>());
-
-    let allow = cli(&args.forward_allow).or(list("ALLOW")).or(f.allow);
-    let allow_port = cli(&args.forward_allow_port).or(list("ALLOW_PORT")).or(ports(f.allow_port));
-    let allow_http_port = cli(&args.forward_allow_http_port).or(list("ALLOW_HTTP_PORT")).or(ports(f.allow_http_port));
-    let connect_to = cli(&args.forward_connect_to).or(list("CONNECT_TO")).or(f.connect_to);
-    let user = cli(&args.forward_user).or(list("USER")).or(f.user);
-    let users_file = args.forward_users_file.clone().or(e("USERS_FILE").map(PathBuf::from)).or(f.users_file);
-    let idle_timeout = args.forward_idle_timeout.or(num("IDLE_TIMEOUT")?).or(f.idle_timeout);
-    let connect_timeout = args.forward_connect_timeout.or(num("CONNECT_TIMEOUT")?).or(f.connect_timeout);
-    let max_tunnels = args.forward_max_tunnels.or(num("MAX_TUNNELS")?).or(f.max_tunnels);
-
-    let given: [(&'static str, bool); 9] = [
-        ("forward-allow", allow.is_some()),
-        ("forward-allow-port", allow_port.is_some()),
-        ("forward-allow-http-port", allow_http_port.is_some()),
-        ("forward-connect-to", connect_to.is_some()),
-        ("forward-user", user.is_some()),
-        ("forward-users-file", users_file.is_some()),
-        ("forward-idle-timeout", idle_timeout.is_some()),
-        ("forward-connect-timeout", connect_timeout.is_some()),
-        ("forward-max-tunnels", max_tunnels.is_some()),
-    ];
-    Ok(ForwardResolved {
-        listen: args.forward_listen.clone().or(e("LISTEN")).or(f.listen),
-        allow: allow.unwrap_or_else(|| vec![AWS_S3_TOKEN.to_owned()]),
-        allow_port: allow_port.unwrap_or_else(|| vec![DEFAULT_TUNNEL_PORT.to_string()]),
-        allow_http_port: allow_http_port.unwrap_or_else(|| vec![DEFAULT_HTTP_PORT.to_string()]),
-        connect_to: connect_to.unwrap_or_default(),
-        user: user.unwrap_or_default(),
-        users_file,
-        idle_timeout: idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
-        connect_timeout: connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-        max_tunnels: max_tunnels.unwrap_or(DEFAULT_MAX_TUNNELS),
-        stray: given.iter().find(|(_, set)| *set).map(|(name, _)| *name),
-    })
+pub fn resolve(args: &ForwardArgs, env: &Env, file: Option<ForwardFile>) -> Result<ForwardResolved, ConfigError> {
+    let (mut resolved, given) = ForwardResolved::merge(args, env, &mut file.unwrap_or_default())?;
+    resolved.stray = given.iter().find(|key| key.toml != "listen").map(|key| key.name());
+    Ok(resolved)
 }
 
 impl ForwardResolved {
-    /// `None` when no forward listener is configured. Reads the users file, if any.
-    pub fn validate(self) -> Result<Option<ForwardConfig>, ConfigError> {
+    /// `None` when no forward listener is configured. The users file comes from `files`.
+    pub fn validate(self, files: &Files) -> Result<Option<ForwardConfig>, ConfigError> {
         let Some(listen) = &self.listen else {
             return match self.stray {
                 Some(name) => Err(invalid(format!("{name} is set but forward-listen is not"))),
@@ -194,7 +134,7 @@ impl ForwardResolved {
             users.push(user);
         }
         if let Some(path) = &self.users_file {
-            users.extend(super::read_credentials_file(path)?);
+            users.extend(files.credentials(path)?);
         }
         if self.max_tunnels == 0 || self.max_tunnels > tokio::sync::Semaphore::MAX_PERMITS as u64 {
             return Err(invalid(format!("forward-max-tunnels: out of range: {}", self.max_tunnels)));

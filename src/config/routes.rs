@@ -1,10 +1,12 @@
-//! The access-control and routing parts of the configuration: client credentials with their
-//! policies, `[[route]]` entries, network rules and the forced storage class.
+//! The access-control and routing parts of the configuration: upstreams, client credentials
+//! with their policies, `[[route]]` entries, network rules and the forced storage class.
+//! Pure: the files they name come from [`Files`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{invalid, read_text, refuse_if_readable_by_others, upstream_config, ClientFile, ConfigError, RouteFile};
+use super::settings::{ClientFile, RouteFile};
+use super::{invalid, ConfigError, FileUse, Files};
 use super::{UpstreamAddressing, UpstreamConfig, UpstreamCredentials};
 use crate::credentials::Credential;
 use crate::net::{Cidr, CidrSet};
@@ -31,6 +33,62 @@ pub struct RouteConfig {
     /// The upstream's name for the bucket.
     pub alias: Option<String>,
     pub storage_class: Option<String>,
+}
+
+/// One upstream as the settings give it.
+pub(super) struct UpstreamSettings<'a> {
+    /// How errors name it: `upstream`, `route #2 ("logs-*")`.
+    pub what: &'a str,
+    /// [default: https://s3.<region>.amazonaws.com]
+    pub url: Option<&'a str>,
+    pub region: &'a str,
+    /// `AKID:SECRET`; `None`: the default credential chain.
+    pub credentials: Option<&'a str>,
+    pub addressing: UpstreamAddressing,
+    pub ca_file: Option<PathBuf>,
+}
+
+/// One upstream: URL (default from the region), region, credentials, addressing, CA.
+pub(super) fn upstream(
+    settings: UpstreamSettings<'_>,
+    (connect_timeout, idle_timeout): (Duration, Duration),
+    files: &Files,
+) -> Result<UpstreamConfig, ConfigError> {
+    let UpstreamSettings { what, url, region, credentials, addressing, ca_file } = settings;
+    if region.is_empty() || !region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(invalid(format!("{what}: region: not a region name: {region:?}")));
+    }
+    let text = url.map(str::to_owned).unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    let url: http::Uri = text.parse().map_err(|_| invalid(format!("{what}: not a URL: {text:?}")))?;
+    match url.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(invalid(format!("{what}: must be an http:// or https:// URL: {text:?}"))),
+    }
+    if url.host().is_none() {
+        return Err(invalid(format!("{what}: no host in {text:?}")));
+    }
+    if !matches!(url.path(), "" | "/") {
+        return Err(invalid(format!("{what}: a path prefix is not supported: {text:?}")));
+    }
+    let credentials = match credentials {
+        Some(pair) => UpstreamCredentials::Static(
+            Credential::parse(pair)
+                .ok_or_else(|| invalid(format!("{what}: upstream-credentials: expected AKID:SECRET")))?,
+        ),
+        None => UpstreamCredentials::DefaultChain,
+    };
+    if let Some(ca) = &ca_file {
+        files.get(ca, FileUse::Present)?;
+    }
+    Ok(UpstreamConfig {
+        url,
+        region: region.to_owned(),
+        addressing,
+        ca_file,
+        credentials,
+        connect_timeout,
+        idle_timeout,
+    })
 }
 
 /// The storage classes S3 knows; a typo here would otherwise only show as upstream 400s.
@@ -85,17 +143,14 @@ pub(super) fn access(
 }
 
 /// A `[[client]]` entry: its credential and parsed policy.
-pub(super) fn client(c: &ClientFile) -> Result<(Credential, Option<Policy>), ConfigError> {
+pub(super) fn client(c: &ClientFile, files: &Files) -> Result<(Credential, Option<Policy>), ConfigError> {
     let who = format!("client {:?}", c.access_key_id);
     if c.access_key_id.is_empty() {
         return Err(invalid("client: access_key_id is empty"));
     }
     let secret = match (&c.secret_access_key, &c.secret_file) {
         (Some(s), None) => s.clone(),
-        (None, Some(path)) => {
-            refuse_if_readable_by_others(path)?;
-            read_text(path)?.trim().to_owned()
-        }
+        (None, Some(path)) => files.get(path, FileUse::Secret)?.trim().to_owned(),
         _ => return Err(invalid(format!("{who}: give exactly one of secret_access_key and secret_file"))),
     };
     if secret.is_empty() {
@@ -103,7 +158,7 @@ pub(super) fn client(c: &ClientFile) -> Result<(Credential, Option<Policy>), Con
     }
     let text = match (&c.policy, &c.policy_file) {
         (Some(p), None) => Some(p.clone()),
-        (None, Some(path)) => Some(read_text(path)?),
+        (None, Some(path)) => Some(files.get(path, FileUse::Text)?.to_owned()),
         (None, None) => None,
         _ => return Err(invalid(format!("{who}: give at most one of policy and policy_file"))),
     };
@@ -119,6 +174,7 @@ pub(super) fn route(
     default: &UpstreamConfig,
     default_region: &str,
     timeouts: (Duration, Duration),
+    files: &Files,
 ) -> Result<RouteConfig, ConfigError> {
     let what = format!("route #{} ({:?})", i + 1, r.bucket);
     if r.bucket.is_empty() {
@@ -137,7 +193,15 @@ pub(super) fn route(
     };
     let ca: Option<PathBuf> = r.upstream_ca.clone().or_else(|| default.ca_file.clone());
     let addressing: UpstreamAddressing = r.upstream_addressing.unwrap_or(default.addressing);
-    let upstream = upstream_config(&what, url.as_deref(), &region, credentials.as_deref(), addressing, ca, timeouts)?;
+    let settings = UpstreamSettings {
+        what: &what,
+        url: url.as_deref(),
+        region: &region,
+        credentials: credentials.as_deref(),
+        addressing,
+        ca_file: ca,
+    };
+    let upstream = upstream(settings, timeouts, files)?;
     Ok(RouteConfig {
         name: r.name.clone().unwrap_or_else(|| r.bucket.clone()),
         bucket: r.bucket.clone(),

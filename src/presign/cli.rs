@@ -10,7 +10,7 @@ use http::Method;
 use time::OffsetDateTime;
 
 use super::{mint, parse_duration, parse_public_url, MintRequest, Minted};
-use crate::config::{read_config_file, read_credentials_file, Config, ServeArgs};
+use crate::config::{read_config_file, Config, Files, Resolved, ServeArgs};
 use crate::credentials::Credential;
 
 /// `s3gate presign` flags; the gateway's own flags (`--config`, `--credentials`, `--domain`,
@@ -46,8 +46,9 @@ pub fn run(args: &PresignArgs, env: &HashMap<String, String>, now: OffsetDateTim
         None => None,
     };
     let resolved = Config::resolve(&args.serve, env, file.as_deref()).map_err(|e| e.to_string())?;
-    let first_listed = first_listed_credential(&resolved.credentials, resolved.credentials_file.as_deref())?;
-    let config = Config::validate(resolved).map_err(|e| e.to_string())?;
+    let files = Files::read(&resolved);
+    let first_listed = first_listed_credential(&resolved, &files)?;
+    let config = Config::validate_with(resolved, &files).map_err(|e| e.to_string())?;
     let credential = match (&args.access_key_id, first_listed) {
         (Some(akid), _) => match config.keys.secret(akid) {
             Some(secret) => Credential { access_key_id: akid.clone(), secret },
@@ -81,12 +82,12 @@ fn parse_s3_url(text: &str) -> Result<(String, String), String> {
 
 /// The credential named first in `--credentials` / `S3GATE_CREDENTIALS` / the file's
 /// `credentials`, else in the credentials file: the one to use when it is the only one.
-fn first_listed_credential(listed: &[String], file: Option<&std::path::Path>) -> Result<Option<Credential>, String> {
-    if let Some(first) = listed.first() {
+fn first_listed_credential(resolved: &Resolved, files: &Files) -> Result<Option<Credential>, String> {
+    if let Some(first) = resolved.credentials.first() {
         return Ok(Credential::parse(first));
     }
-    match file {
-        Some(path) => Ok(read_credentials_file(path).map_err(|e| e.to_string())?.into_iter().next()),
+    match &resolved.credentials_file {
+        Some(path) => Ok(files.credentials(path).map_err(|e| e.to_string())?.into_iter().next()),
         None => Ok(None),
     }
 }

@@ -177,3 +177,82 @@ fn the_binary_rejects_bad_flags_with_a_message_and_nonzero_exit() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("config ok"));
 }
+
+/// The example file, each commented-out `key = value` line uncommented.
+fn example_with_every_key() -> String {
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/s3gate.toml")).expect("read");
+    example.lines().map(|line| commented_key(line).unwrap_or(line)).collect::<Vec<_>>().join("\n")
+}
+
+/// `key = value` in a `# key = value` line.
+fn commented_key(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix('#').map(str::trim_start)?;
+    let (key, _) = rest.split_once(" = ")?;
+    key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_').then_some(rest)
+}
+
+/// Whether `text` (TOML) sets `key` in `table` (`""`: before the first table).
+fn sets_key(text: &str, table: &str, key: &str) -> bool {
+    let mut current = "";
+    for line in text.lines().map(str::trim) {
+        if let Some(header) = line.strip_prefix('[') {
+            current = header.trim_matches(|c| c == '[' || c == ']');
+        } else if current == table && line.split_once(" = ").is_some_and(|(k, _)| k == key) {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn every_flag_has_an_environment_variable_and_a_key_in_the_example_file() {
+    use clap::Args;
+    let command = ServeArgs::augment_args(clap::Command::new("serve"));
+    let flags: Vec<String> = command.get_arguments().filter_map(|a| a.get_long()).map(|l| format!("--{l}")).collect();
+    let keys: Vec<&s3gate::config::Key> = s3gate::config::keys().collect();
+    for flag in flags.iter().filter(|f| *f != "--config") {
+        assert!(keys.iter().any(|k| k.flag() == *flag), "{flag} is not a declared key");
+    }
+    let example = example_with_every_key();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("read");
+    let unset = format!("{:?}", Config::resolve(&ServeArgs::default(), &HashMap::new(), None).expect("resolves"));
+    for key in keys {
+        assert!(flags.contains(&key.flag()), "{} has no flag", key.field);
+        assert!(readme.contains(&key.flag()), "README.md does not mention {}", key.flag());
+        assert!(sets_key(&example, key.table, key.toml), "examples/s3gate.toml lacks {}", key.toml_path());
+        // "x" is a value for a string, a path or a list, and an error naming the variable otherwise.
+        match Config::resolve(&ServeArgs::default(), &env(&[(&key.env(), "x")]), None) {
+            Ok(r) => assert_ne!(format!("{r:?}"), unset, "{} is not read", key.env()),
+            Err(e) => assert!(e.to_string().contains(&key.env()), "{}: {e}", key.env()),
+        }
+    }
+    // Every key the example shows, commented out or not, is one the file may set, with its type.
+    Config::resolve(&ServeArgs::default(), &HashMap::new(), Some(&example)).expect("every example key resolves");
+}
+
+#[test]
+fn validation_reads_no_file_itself() {
+    use s3gate::config::{FileUse, Files};
+    let file = r#"
+        credentials_file = "/nonexistent/clients"
+        [[client]]
+        access_key_id = "READER"
+        secret_file = "/nonexistent/reader.secret"
+        policy_file = "/nonexistent/reader.json"
+    "#;
+    let policy = r#"{"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}]}"#;
+    let r = Config::resolve(&ServeArgs::default(), &HashMap::new(), Some(file)).expect("resolves");
+    let mut files = Files::default();
+    files.insert("/nonexistent/clients", FileUse::Secret, "# clients\nK1:one\nK2:two\n");
+    files.insert("/nonexistent/reader.secret", FileUse::Secret, "reader-secret\n");
+    files.insert("/nonexistent/reader.json", FileUse::Text, policy);
+    let cfg = Config::validate_with(r.clone(), &files).expect("valid");
+    assert_eq!(cfg.keys.len(), 3);
+    assert_eq!(cfg.keys.secret("READER").map(|s| s.expose().to_owned()).as_deref(), Some("reader-secret"));
+    assert!(cfg.keys.policy("READER").is_some() && cfg.keys.policy("K1").is_none());
+
+    // What the loader could not read is reported when validation reaches it.
+    let err = Config::validate(r).expect_err("the files do not exist");
+    assert!(err.to_string().contains("/nonexistent/clients"), "{err}");
+}
