@@ -4,6 +4,7 @@
 mod support;
 
 mod access;
+mod architecture;
 mod clients;
 mod config;
 mod delete_objects;
