@@ -5,9 +5,10 @@
 //! domains are those of the unit tests, `s3.gw.test` and `gw.test`.
 //!
 //! Checks: an accepted request names a valid bucket (or none) and a non-empty key (literal:
-//! `.`, `..` and empty segments are part of it, as in S3); written back as the SDKs write it (key encoded once by `encode_key`), it classifies
-//! to the same request, so the bucket and key that were authorized are the ones forwarded. A
-//! parsed copy source names a valid bucket and a non-empty key.
+//! `.`, `..` and empty segments are part of it, as in S3); written back as the SDKs write it
+//! (key encoded once by `encode_key`), it classifies to the same request, so the bucket and key
+//! that were authorized are the ones forwarded. A parsed copy source names a valid bucket and a
+//! non-empty key.
 #![no_main]
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
