@@ -170,7 +170,9 @@ impl HostPattern {
             return Err("an empty host pattern".into());
         }
         if p.contains('*') || p.contains("{region}") {
-            let sample = p.replace("{region}", "x").replace('*', "x");
+            // Checked with a real region in place of `{region}`: a pattern whose labels could
+            // only match names longer than DNS allows is a mistake, not a pattern.
+            let sample = p.replace("{region}", "us-east-1").replace('*', "x");
             match Host::parse(&sample) {
                 Ok(Host::Name(_)) => Ok(HostPattern::Name(p.strip_suffix('.').unwrap_or(p).to_ascii_lowercase())),
                 _ => Err(format!("not a host pattern: {pattern:?}")),

@@ -217,6 +217,9 @@ fn bad_patterns_and_hosts_are_refused() {
     for p in ["", "a..b", "http://x", "x/y", "*..com", "a b", "{region", "s3.{regions}.com", "*.1"] {
         assert!(HostPattern::parse(p).is_err(), "{p:?}");
     }
+    // A label that only a name longer than DNS allows could match (found by fuzzing).
+    let too_long = format!("s3.{}{{region}}.com", "d".repeat(55));
+    assert!(HostPattern::parse(&too_long).is_err(), "{too_long}");
     for h in ["", "a..b", "x/y", "bad host", "[nonsense]", &"a".repeat(64)] {
         assert!(Host::parse(h).is_err(), "{h:?}");
     }
