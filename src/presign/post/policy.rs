@@ -149,6 +149,10 @@ fn parse_condition(item: &Value, out: &mut Vec<Condition>) -> Result<(), S3Error
         Value::Object(map) if !map.is_empty() => {
             for (name, value) in map {
                 let value = value.as_str().ok_or_else(bad)?;
+                // As in the array form (`"$"` alone is refused): a condition names a field.
+                if name.is_empty() {
+                    return Err(bad());
+                }
                 let written = format!("${name}");
                 out.push(Condition::Eq { field: name.to_ascii_lowercase(), written, value: value.to_owned() });
             }

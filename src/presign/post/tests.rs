@@ -272,6 +272,18 @@ async fn broken_policy_documents_are_invalid() {
     assert_eq!(post_err(form_body(&fields, b"x")).await.code, S3ErrorCode::InvalidPolicyDocument);
 }
 
+#[test]
+fn a_condition_must_name_a_field() {
+    // Found by fuzzing (fuzz/corpus/post_policy/regress-empty-field-name): the object form took
+    // the empty name that the array form refuses.
+    for conditions in [r#"[{"": "uploads"}]"#, r#"[["eq", "$", "uploads"]]"#] {
+        let doc = format!(r#"{{"expiration": "2024-05-01T13:00:00Z", "conditions": {conditions}}}"#);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(doc);
+        let err = policy::PostPolicy::from_base64(&encoded).unwrap_err();
+        assert_eq!(err.code, S3ErrorCode::InvalidPolicyDocument, "{conditions}");
+    }
+}
+
 #[tokio::test]
 async fn content_length_range_is_enforced_while_streaming() {
     let signed = standard(serde_json::json!([]));
