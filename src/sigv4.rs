@@ -35,7 +35,7 @@ pub use authorization::verify_header_auth;
 pub use canonical::{canonical_query, canonical_request, canonical_uri};
 pub use chunked::{ChunkSigning, ChunkedDecoder, Decoded};
 pub use payload::{PayloadHash, PayloadMode};
-pub use presign::{is_presigned, is_sigv2_query, presign_query, verify_presigned};
+pub use presign::{is_presigned, is_sigv2_query, presign_query, verify_presigned, QUERY_AUTH_PARAMS};
 pub use sign::{sign_upstream, SignError};
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";

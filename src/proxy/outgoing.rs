@@ -172,7 +172,9 @@ pub(super) fn upstream_query(raw: Option<&str>, presigned: bool) -> String {
     let mut out = String::new();
     for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
         let name = pair.split_once('=').map_or(pair, |(k, _)| k);
-        if presigned && is_presign_param(&percent_encoding::percent_decode_str(name).decode_utf8_lossy()) {
+        if presigned
+            && sigv4::QUERY_AUTH_PARAMS.contains(&&*percent_encoding::percent_decode_str(name).decode_utf8_lossy())
+        {
             continue;
         }
         if !out.is_empty() {
@@ -181,17 +183,4 @@ pub(super) fn upstream_query(raw: Option<&str>, presigned: bool) -> String {
         out.push_str(pair);
     }
     out
-}
-
-fn is_presign_param(name: &str) -> bool {
-    matches!(
-        name,
-        "X-Amz-Algorithm"
-            | "X-Amz-Credential"
-            | "X-Amz-Date"
-            | "X-Amz-Expires"
-            | "X-Amz-SignedHeaders"
-            | "X-Amz-Signature"
-            | "X-Amz-Security-Token"
-    )
 }

@@ -20,6 +20,18 @@ use crate::credentials::SecretKey;
 const AUTH_PARAMS: [&str; 6] =
     ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature"];
 
+/// Every query parameter that belongs to a presigned URL's own authentication, session token
+/// included: the classifier accepts them only in presigned URLs, and they never go upstream.
+pub const QUERY_AUTH_PARAMS: [&str; 7] = [
+    AUTH_PARAMS[0],
+    AUTH_PARAMS[1],
+    AUTH_PARAMS[2],
+    AUTH_PARAMS[3],
+    AUTH_PARAMS[4],
+    AUTH_PARAMS[5],
+    "X-Amz-Security-Token",
+];
+
 fn query_error(reason: impl Into<String>) -> SigV4Error {
     SigV4Error::AuthorizationQueryParametersError(reason.into())
 }
