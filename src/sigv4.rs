@@ -5,13 +5,15 @@
 //! header the client sends (`x-amz-content-sha256`) and may name a streaming mode instead of a
 //! hash, and bodies may arrive as signed `aws-chunked` frames. This module verifies incoming
 //! requests (header and presigned-URL auth), decodes aws-chunked bodies ([`chunked`]), mints
-//! presigned URLs, and re-signs requests for the upstream with the `aws-sigv4` crate.
+//! presigned URLs, and re-signs requests for the upstream over the same canonical-request code
+//! (checked against the `aws-sigv4` crate in the tests).
 //!
 //! Nothing here logs: a signature, a secret or a presigned query must never reach a log line.
 
 mod authorization;
 mod canonical;
 pub mod chunked;
+mod key_cache;
 mod payload;
 mod presign;
 mod sign;

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::{
     canonical_request, check_all_amz_headers_signed, format_amz_date, parse_amz_date, parse_hex32, parse_http_date,
-    signatures_equal, string_to_sign, too_far_apart, PayloadMode, Scope, SigV4Error, SigningKey, Verified, ALGORITHM,
+    signatures_equal, string_to_sign, too_far_apart, PayloadMode, Scope, SigV4Error, Verified, ALGORITHM,
 };
 use crate::credentials::SecretKey;
 
@@ -186,7 +186,7 @@ pub(crate) fn verify_header_auth_for(
         content_sha256,
         false,
     )?;
-    let signing_key = SigningKey::derive(secret.expose(), &claim.scope);
+    let signing_key = super::key_cache::global().get(secret.expose(), &claim.scope);
     let signature = signing_key.sign(&string_to_sign(&amz_date, &claim.scope, &creq));
     if !signatures_equal(&signature, &claim.signature) {
         return Err(SigV4Error::SignatureDoesNotMatch);

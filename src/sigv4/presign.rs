@@ -145,7 +145,7 @@ pub(crate) fn verify_presigned_for(
         content_sha256.unwrap_or(UNSIGNED_PAYLOAD),
         true,
     )?;
-    let signing_key = SigningKey::derive(secret.expose(), &scope);
+    let signing_key = super::key_cache::global().get(secret.expose(), &scope);
     let computed = signing_key.sign(&string_to_sign(&amz_date, &scope, &creq));
     if !signatures_equal(&computed, &claimed) {
         return Err(SigV4Error::SignatureDoesNotMatch);

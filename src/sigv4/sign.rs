@@ -1,33 +1,34 @@
-//! Re-signing a request for the upstream S3 with the `aws-sigv4` crate.
+//! Re-signing a request for the upstream S3.
 //!
-//! aws-sigv4 gets two things wrong for a proxy that forwards S3 paths as the client sent them,
-//! so [`sign_upstream`] rewrites the URI into S3's canonical encoding first:
+//! The signer builds the canonical request with the same code the verifier uses
+//! ([`super::canonical`]) and a signing key from the process's [`key_cache`](super::key_cache), so
+//! a small request costs one string to hash and two HMACs rather than a general-purpose signer's
+//! allocations and four more HMACs to derive the key. Its output is the `aws-sigv4` crate's,
+//! byte for byte, for S3's settings (single encoding, no path normalization,
+//! `x-amz-content-sha256`, session token signed): the tests sign random requests both ways and
+//! compare.
 //!
-//! - With `PercentEncodingMode::Single` it takes the path verbatim as the canonical URI, while
-//!   S3 decodes it and re-encodes every byte outside `A-Z a-z 0-9 - . _ ~ /`. A raw
-//!   `/test$file.text` would be signed as is but checked as `/test%24file.text`.
-//! - It parses the query with `form_urlencoded`, which reads `+` as a space, while S3 (and our
-//!   verifier) keep it a literal `+`; and it decodes non-UTF-8 escapes lossily.
+//! The URI is rewritten into S3's canonical encoding first, which a proxy forwarding S3 paths
+//! as the client sent them needs:
+//!
+//! - S3 decodes the path and re-encodes every byte outside `A-Z a-z 0-9 - . _ ~ /`. A raw
+//!   `/test$file.text` is checked as `/test%24file.text`.
+//! - A `+` in the query is a literal plus for S3 (and our verifier), never a space.
 //!
 //! Re-encoding is harmless to S3: decoding the canonical form gives back the same bytes, so the
-//! object key and parameter values do not change, and aws-sigv4 then signs exactly what S3
-//! computes. A query whose escapes decode to non-UTF-8 cannot be signed that way and is refused.
+//! object key and parameter values do not change. A query whose escapes decode to non-UTF-8 is
+//! refused, as S3 would not read it as sent either.
 
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    sign, PayloadChecksumKind, PercentEncodingMode, SessionTokenMode, SignableBody, SignableRequest, SigningSettings,
-    UriPathNormalizationMode,
-};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use http::header::{HeaderName, HeaderValue, HOST};
 use http::Uri;
 use percent_encoding::percent_decode_str;
+use time::OffsetDateTime;
 
-use super::canonical::{canonical_uri, encode_component};
-use super::PayloadMode;
+use super::canonical::{assemble, canonical_query, canonical_uri, encode_component, push_trimmed};
+use super::{format_amz_date, key_cache, string_to_sign, PayloadMode, Scope, ALGORITHM};
 
 /// Why an outgoing request could not be signed. These are s3gate's faults or a request it
 /// should not forward, never the client's credentials, hence a type apart from `SigV4Error`.
@@ -43,26 +44,24 @@ pub enum SignError {
     NonUtf8Query,
     #[error("could not rebuild the request URI: {0}")]
     Uri(String),
-    #[error("aws-sigv4: {0}")]
-    Signing(String),
 }
 
 /// Headers that signing replaces; stale copies from the client must not survive next to them.
 const REPLACED: [&str; 4] = ["authorization", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token"];
 
-/// Signs an outgoing request in place with aws-sigv4 and S3's settings (single encoding, no
-/// path normalization, `x-amz-content-sha256`, session token signed).
+/// Headers never signed, as the AWS SDKs leave them out: proxies rewrite or drop them.
+const EXCLUDED: [&str; 4] = ["authorization", "user-agent", "x-amzn-trace-id", "transfer-encoding"];
+
+/// Signs an outgoing request in place with S3's settings (single encoding, no path
+/// normalization, `x-amz-content-sha256`, session token signed).
 ///
 /// Signs every header in `parts.headers` (the caller has removed hop-by-hop and auth headers
-/// and set the final `Content-Length`), except the three aws-sigv4 leaves out by default because
-/// proxies rewrite them (`user-agent`, `x-amzn-trace-id`, `transfer-encoding`), plus `host`: the
-/// Host header, or else one set here from the URI authority. Sets `Authorization`, `x-amz-date`,
+/// and set the final `Content-Length`), except those the AWS SDKs leave out because proxies
+/// rewrite them (`user-agent`, `x-amzn-trace-id`, `transfer-encoding`), plus `host`: the Host
+/// header, or else one set here from the URI authority. Sets `Authorization`, `x-amz-date`,
 /// `x-amz-content-sha256` (= `payload_hash`: a hex digest, `UNSIGNED-PAYLOAD`,
 /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`...) and `x-amz-security-token` when the credentials
 /// have a session token. The URI is rewritten to S3's canonical encoding (see the module doc).
-///
-/// aws-sigv4 traces the request (header values included) at TRACE level: keep
-/// `aws_sigv4=trace` out of production filters.
 pub fn sign_upstream(
     parts: &mut http::request::Parts,
     creds: &Credentials,
@@ -77,53 +76,59 @@ pub fn sign_upstream(
     parts.uri = s3_encoded_uri(&parts.uri)?;
     if !parts.headers.contains_key(HOST) {
         // Set it here rather than let the HTTP client derive it, so that what is sent is what
-        // was signed (and because aws-sigv4 panics when it finds no host at all).
+        // was signed.
         let host = host_from_uri(&parts.uri).ok_or(SignError::NoHost)?;
         parts.headers.insert(HOST, host);
     }
-
-    let mut settings = SigningSettings::default();
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    settings.session_token_mode = SessionTokenMode::Include;
-    let identity: Identity = creds.clone().into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("s3")
-        .time(time)
-        .settings(settings)
-        .build()
-        .map_err(|e| SignError::Signing(e.to_string()))?
-        .into();
-
-    let uri = parts.uri.to_string();
-    let headers = parts
+    let amz_date = format_amz_date(OffsetDateTime::from(time));
+    let scope = Scope { date: amz_date[..8].to_owned(), region: region.to_owned(), service: "s3".to_owned() };
+    parts.headers.insert(HeaderName::from_static("x-amz-date"), visible(&amz_date, "x-amz-date")?);
+    parts
         .headers
-        .iter()
-        .map(|(name, value)| {
-            let value = value.to_str().map_err(|_| SignError::HeaderValue(name.to_string()))?;
-            Ok((name.as_str(), value))
-        })
-        .collect::<Result<Vec<_>, SignError>>()?;
-    let body = SignableBody::Precomputed(payload_hash.to_owned());
-    let request = SignableRequest::new(parts.method.as_str(), uri, headers.into_iter(), body)
-        .map_err(|e| SignError::Signing(e.to_string()))?;
-    let (instructions, _signature) =
-        sign(request, &params).map_err(|e| SignError::Signing(e.to_string()))?.into_parts();
-
-    // Applied by hand: `apply_to_request_http1x` unwraps header values and wants a `Request`.
-    let (new_headers, _query) = instructions.into_parts();
-    for header in new_headers {
-        let name = HeaderName::from_bytes(header.name().as_bytes())
-            .map_err(|_| SignError::HeaderValue(header.name().to_owned()))?;
-        let mut value =
-            HeaderValue::from_str(header.value()).map_err(|_| SignError::HeaderValue(header.name().to_owned()))?;
-        value.set_sensitive(header.sensitive() || name == http::header::AUTHORIZATION);
-        parts.headers.insert(name, value);
+        .insert(HeaderName::from_static("x-amz-content-sha256"), visible(payload_hash, "x-amz-content-sha256")?);
+    if let Some(token) = creds.session_token() {
+        let mut value = visible(token, "x-amz-security-token")?;
+        value.set_sensitive(true);
+        parts.headers.insert(HeaderName::from_static("x-amz-security-token"), value);
     }
+
+    // `keys()` yields each name once; `get_all` below joins repeated headers in order.
+    let mut names: Vec<&str> = parts.headers.keys().map(HeaderName::as_str).filter(|n| !EXCLUDED.contains(n)).collect();
+    names.sort_unstable();
+    let mut lines = Vec::with_capacity(names.len());
+    for name in &names {
+        let mut value = String::new();
+        for (i, v) in parts.headers.get_all(*name).iter().enumerate() {
+            v.to_str().map_err(|_| SignError::HeaderValue((*name).to_owned()))?;
+            if i > 0 {
+                value.push(',');
+            }
+            push_trimmed(&mut value, v.as_bytes());
+        }
+        lines.push((*name, value));
+    }
+    let signed_headers = names.join(";");
+    let query = canonical_query(parts.uri.query().unwrap_or(""), false);
+    let creq =
+        assemble(parts.method.as_str(), parts.uri.path(), &query, lines.into_iter(), &signed_headers, payload_hash);
+    let key = key_cache::global().get(creds.secret_access_key(), &scope);
+    let signature = hex::encode(key.sign(&string_to_sign(&amz_date, &scope, &creq)));
+    let authorization = format!(
+        "{ALGORITHM} Credential={}/{}, SignedHeaders={signed_headers}, Signature={signature}",
+        creds.access_key_id(),
+        scope.to_string_scope()
+    );
+    let mut value =
+        HeaderValue::from_str(&authorization).map_err(|_| SignError::HeaderValue("authorization".into()))?;
+    value.set_sensitive(true);
+    parts.headers.insert(http::header::AUTHORIZATION, value);
     Ok(())
+}
+
+/// A header value s3gate sets itself, refused if it is not visible ASCII (a session token from
+/// a broken credential source, say) rather than sent as something other than what was signed.
+fn visible(value: &str, name: &str) -> Result<HeaderValue, SignError> {
+    HeaderValue::from_str(value).map_err(|_| SignError::HeaderValue(name.to_owned()))
 }
 
 /// `host[:port]` from the URI authority, the port left out when it is the scheme's default.
