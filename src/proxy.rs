@@ -8,6 +8,7 @@
 
 mod access;
 mod delete_objects;
+mod early;
 pub(crate) mod headers;
 mod outgoing;
 pub mod payload;
@@ -125,11 +126,19 @@ impl Gateway {
                 ctx.route = Some(route.name.clone());
                 let admitted = Admitted { s3, verified: &verified, route };
                 let watch = BodyWatch::default();
-                let outgoing = self.upstream_request(req, &admitted, ctx, &watch)?;
+                let http1 = req.version() < http::Version::HTTP_2;
+                let mut outgoing = self.upstream_request(req, &admitted, ctx, &watch)?;
+                let handoff = outgoing.handoff.take();
                 let outgoing = self.policy_body_checks(outgoing, s3, &verified, ctx).await?;
                 let resp = self.forward(outgoing, s3, route, &watch).await?;
+                // The answer is final: whatever of the body is still to come goes nowhere.
+                let rest = handoff.as_ref().and_then(early::Handoff::stop);
                 let head = ctx.method == Method::HEAD;
-                Ok(response_filter(resp, &ctx.request_id, self.config.upstream.idle_timeout, route, head).await)
+                let resp = response_filter(resp, &ctx.request_id, self.config.upstream.idle_timeout, route, head).await;
+                Ok(match handoff {
+                    Some(handoff) => early_answer(resp, handoff, rest, http1),
+                    None => resp,
+                })
             }
         }
     }
@@ -257,6 +266,20 @@ impl Gateway {
             }
         }
     }
+}
+
+/// Relays an answer that came while the request body may still be arriving: the rest of the
+/// body is discarded within a bound, and an HTTP/1 connection is closed after the answer (an
+/// HTTP/2 stream just ends), since the client may still be sending (see `early`).
+fn early_answer(resp: Response<Body>, handoff: early::Handoff, rest: Option<Body>, http1: bool) -> Response<Body> {
+    let (mut parts, b) = resp.into_parts();
+    if let Some(rest) = rest {
+        tokio::spawn(respond::discard(rest));
+        if http1 {
+            parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+    Response::from_parts(parts, body::boxed(early::Relayed::new(b, handoff)))
 }
 
 fn host_of<B>(req: &Request<B>) -> Option<&str> {

@@ -51,7 +51,7 @@ impl Gateway {
         .inspect_err(|_| self.metrics.policy_denied("s3:DeleteObject"))?;
         plain_body(&mut headers, &bytes);
         let payload_hash = sigv4::sha256_hex(&bytes);
-        Ok(Outgoing { method, headers, query, body: body::full(bytes), payload_hash, bodiless: false })
+        Ok(Outgoing { method, headers, query, body: body::full(bytes), payload_hash, bodiless: false, handoff: None })
     }
 }
 

@@ -6,6 +6,7 @@
 use http::{header, HeaderValue, Method, Request};
 use hyper::body::Incoming;
 
+use super::early::{self, Handoff};
 use super::payload::{AwsChunkedBody, ChunkedOutput, Sha256Body};
 use super::record::{Counting, RequestContext};
 use super::timeout::{BodySent, IdleTimeout};
@@ -43,6 +44,8 @@ pub(super) struct Outgoing {
     pub payload_hash: String,
     /// No body: it can be sent again, as is, after a region redirect.
     pub bodiless: bool,
+    /// Stops the body once the upstream has answered (`early`); `None` without a body.
+    pub handoff: Option<Handoff>,
 }
 
 impl Gateway {
@@ -111,12 +114,14 @@ impl Gateway {
             }
         };
         let bodiless = http_body::Body::is_end_stream(&body);
-        let body = if bodiless {
+        let (body, handoff) = if bodiless {
             watch.sent.mark();
-            body
+            (body, None)
         } else {
             let (failure, sent) = (watch.failure.clone(), watch.sent.clone());
-            body::boxed(IdleTimeout::client_body(body, self.config.upstream.idle_timeout, failure, sent))
+            let timed = body::boxed(IdleTimeout::client_body(body, self.config.upstream.idle_timeout, failure, sent));
+            let (forwarded, handoff) = early::split(timed);
+            (body::boxed(forwarded), Some(handoff))
         };
         if let Some(class) = &route.storage_class {
             if matches!(s3.op(), Operation::PutObject | Operation::CopyObject | Operation::CreateMultipartUpload) {
@@ -127,7 +132,7 @@ impl Gateway {
         }
         headers::alias_copy_source(&mut headers, &self.router);
         let query = upstream_query(parts.uri.query(), verified.presigned);
-        Ok(Outgoing { method: parts.method, headers, query, body, payload_hash, bodiless })
+        Ok(Outgoing { method: parts.method, headers, query, body, payload_hash, bodiless, handoff })
     }
 }
 

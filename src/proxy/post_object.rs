@@ -206,7 +206,8 @@ impl Gateway {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(data.len()));
         }
         let payload_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
-        let out = Outgoing { method, headers, query, body: body::full(data), payload_hash, bodiless: false };
+        let out =
+            Outgoing { method, headers, query, body: body::full(data), payload_hash, bodiless: false, handoff: None };
         let watch = BodyWatch::default();
         watch.sent.mark();
         self.forward(out, put, route, &watch).await

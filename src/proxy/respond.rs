@@ -14,9 +14,22 @@ use crate::upstream::Route;
 /// the client gets to read it (see `Gateway::process`). A client that sent
 /// `Expect: 100-continue` has not sent its body and will not: nothing is read then.
 pub(super) async fn drain(body: Incoming, expects_continue: bool) {
-    /// Past this the connection is closed anyway: nobody is owed an unbounded read.
+    if expects_continue {
+        return;
+    }
+    discard(body).await;
+}
+
+/// Reads and drops what is left of a client's body, within a bound: past 8 MiB or 2 s the
+/// connection is closed anyway (hyper closes one whose body was left unread), since nobody is
+/// owed an unbounded read. Used for requests refused before they were forwarded, and for the
+/// rest of a body the upstream answered before it had all arrived (`early`).
+pub(super) async fn discard<B>(body: B)
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+{
     const LIMIT: usize = 8 * 1024 * 1024;
-    if expects_continue || http_body::Body::is_end_stream(&body) {
+    if body.is_end_stream() {
         return;
     }
     use http_body_util::BodyExt;

@@ -25,7 +25,7 @@ impl Gateway {
     ) -> Result<Response<Incoming>, S3Error> {
         let upstream = &route.upstream;
         let bucket = s3.bucket.as_deref().map(|b| route.upstream_bucket(b));
-        let Outgoing { method, headers, query, body, payload_hash, bodiless } = out;
+        let Outgoing { method, headers, query, body, payload_hash, bodiless, handoff: _ } = out;
         let mut body = Some(body);
         for attempt in 0..2 {
             let uri = upstream
