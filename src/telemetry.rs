@@ -13,7 +13,10 @@ pub fn init(json: bool) {
         Ok(directive) => filter.add_directive(directive),
         Err(_) => filter,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour codes only for a terminal: in a file or a log collector they are noise, and
+    // writing them was a measurable part of the per-request log line (docs/benchmarks.md).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if json {
         let _ = builder.json().try_init();
     } else {
