@@ -35,7 +35,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 #[derive(Debug, Parser)]
 #[command(name = "s3gate-bench", version, about = "S3 load generator (SigV4-signed, path style)")]
 struct Cli {
-    /// S3 endpoint, `http://HOST:PORT`.
+    /// S3 endpoint, `http://HOST:PORT` or `https://HOST:PORT`.
     #[arg(long)]
     endpoint: String,
     #[arg(long, env = "AWS_ACCESS_KEY_ID")]
@@ -76,6 +76,9 @@ struct Cli {
     /// Per-request timeout in seconds, body included.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     timeout: u64,
+    /// PEM CA certificate(s) to trust for an `https://` endpoint (default: the system's roots).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<std::path::PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -171,7 +174,7 @@ async fn run(cli: Cli) -> Result<bool, Error> {
         PayloadMode::Sha256 => PayloadHash::Sha256(hex::encode(Sha256::digest(&body))),
         PayloadMode::Unsigned => PayloadHash::Unsigned,
     };
-    let client = S3Client::new(&cli.endpoint, &cli.access_key, &cli.secret_key, &cli.region);
+    let client = S3Client::new(&cli.endpoint, &cli.access_key, &cli.secret_key, &cli.region, cli.ca_file.as_deref())?;
     let created = client.create_bucket(&cli.bucket).await?;
     if !created.is_success() {
         return Err(format!("create bucket {}: {}", cli.bucket, created.describe_error()).into());

@@ -1,5 +1,6 @@
 //! A minimal S3 client for load generation: path-style requests signed with `aws-sigv4` (header
-//! auth, the way boto3 signs over plain HTTP) and sent over one pooled HTTP/1.1 keep-alive client.
+//! auth, the way boto3 signs over plain HTTP) and sent over one pooled HTTP/1.1 keep-alive client,
+//! over TLS (rustls, TLS 1.3 first) when the endpoint is `https://`.
 //!
 //! Bodies are never collected whole: PUT bodies are a clone of a shared `Bytes` (a reference count,
 //! not a copy) and GET bodies are read frame by frame and only counted.
@@ -17,6 +18,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -67,24 +69,37 @@ impl Reply {
 }
 
 pub struct S3Client {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     endpoint: String,
     identity: Identity,
     region: String,
 }
 
 impl S3Client {
-    pub fn new(endpoint: &str, access_key: &str, secret_key: &str, region: &str) -> S3Client {
+    /// `ca_file`: PEM certificates trusted for an `https://` endpoint (none: the system's roots).
+    pub fn new(
+        endpoint: &str,
+        access_key: &str,
+        secret_key: &str,
+        region: &str,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<S3Client, Error> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(ca_file)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let http = Client::builder(TokioExecutor::new()).build(connector);
         let credentials = Credentials::new(access_key, secret_key, None, None, "s3gate-bench");
-        S3Client {
+        Ok(S3Client {
             http,
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             identity: credentials.into(),
             region: region.to_owned(),
-        }
+        })
     }
 
     /// `PUT /bucket`; an existing bucket (409) counts as success.
@@ -176,4 +191,30 @@ async fn drain(mut body: Incoming, keep: bool) -> Result<(u64, Option<String>), 
         }
     }
     Ok((count, kept.map(|k| String::from_utf8_lossy(&k).into_owned())))
+}
+
+/// rustls with ring; trusts `ca_file` (a bench's throwaway CA) or else the system's roots.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                roots.add(cert?)?;
+            }
+            if roots.is_empty() {
+                return Err(format!("{}: no PEM certificate", path.display()).into());
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
