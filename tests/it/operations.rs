@@ -405,3 +405,124 @@ async fn a_rolling_restart_behind_haproxy_loses_no_request() {
         assert_eq!(obj.size(), Some((LARGE_PIECES * LARGE_PIECE) as i64), "{:?} is truncated", obj.key());
     }
 }
+
+const ADDED_AKID: &str = "ADDEDCLIENTKEY000001";
+const ADDED_SECRET: &str = "added-client-secret-0123456789abcdefghij";
+const REMOVED_AKID: &str = "REMOVEDCLIENTKEY0001";
+const REMOVED_SECRET: &str = "removed-client-secret-0123456789abcdefgh";
+const POLICY_AKID: &str = "POLICYCLIENTKEY00001";
+const POLICY_SECRET: &str = "policy-client-secret-0123456789abcdefghi";
+
+fn reload_config(port: u16, metrics_port: u16, store: &str, creds: &Path, actions: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:{port}\"\n\
+         metrics_listen = \"127.0.0.1:{metrics_port}\"\n\
+         upstream = \"{store}\"\n\
+         upstream_credentials = \"{STORE_AKID}:{STORE_SECRET}\"\n\
+         credentials_file = \"{}\"\n\
+         drain_delay = 0.5\n\
+         shutdown_grace = 5\n\
+         [[client]]\n\
+         access_key_id = \"{POLICY_AKID}\"\n\
+         secret_access_key = \"{POLICY_SECRET}\"\n\
+         policy = '{{\"Version\":\"2012-10-17\",\"Statement\":[{{\"Effect\":\"Allow\",\"Action\":[{actions}],\"Resource\":\"*\"}}]}}'\n",
+        creds.display()
+    )
+}
+
+fn write_private(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write");
+    private(path);
+}
+
+/// One signed request on a fresh connection: (status, S3 error code).
+async fn signed(addr: SocketAddr, method: &str, path: &str, akid: &str, secret: &str) -> (u16, String) {
+    let body: &[u8] = if method == "PUT" { b"reload test" } else { b"" };
+    let mut req = raw::request(method, addr, path);
+    req.headers_mut().insert("content-length", body.len().into());
+    raw::sign_as(&mut req, &sha256_hex(body), SystemTime::now(), akid, secret);
+    let resp = raw::send(req, body.to_vec()).await;
+    (resp.status.as_u16(), resp.code().to_owned())
+}
+
+/// SIGHUP under load: a credential added works, a credential removed gets
+/// `InvalidAccessKeyId`, a tightened policy denies, a broken config file is refused and the
+/// running configuration stays; the load sees no failure and the reloads are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_credentials_and_policies_under_load_and_refuses_a_broken_file() {
+    let upstream = Upstream::start().await;
+    upstream.direct_client().create_bucket().bucket("ops").send().await.expect("bucket");
+    let dir = tempfile::tempdir().expect("dir");
+    let (port, metrics_port) = (free_port(), free_port());
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let metrics = SocketAddr::from(([127, 0, 0, 1], metrics_port));
+    let creds = dir.path().join("credentials");
+    let config = dir.path().join("s3gate.toml");
+    let store = upstream.store.url();
+    write_private(&creds, &format!("{LOAD_AKID}:{LOAD_SECRET}\n{REMOVED_AKID}:{REMOVED_SECRET}\n"));
+    write_private(&config, &reload_config(port, metrics_port, &store, &creds, "\"s3:*\""));
+    let process = Process::spawn(&["--config".to_owned(), config.to_str().expect("utf-8").to_owned()]);
+    until(Duration::from_secs(30), "s3gate ready", || async move {
+        get(metrics, "/health").await.is_some_and(|(status, _)| status == 200)
+    })
+    .await;
+    let reloads = |result: &'static str| async move {
+        metric(metrics, &format!("s3gate_config_reload_total{{result=\"{result}\"}}")).await.unwrap_or(-1.0)
+    };
+    assert_eq!((reloads("ok").await, reloads("error").await), (0.0, 0.0));
+
+    let load = Load::new(addr);
+    let workers = load.spawn_small(4, LOAD_AKID, LOAD_SECRET);
+    assert_eq!(signed(addr, "GET", "/ops", ADDED_AKID, ADDED_SECRET).await.1, "InvalidAccessKeyId");
+    assert_eq!(signed(addr, "GET", "/ops", REMOVED_AKID, REMOVED_SECRET).await.0, 200);
+    assert_eq!(signed(addr, "PUT", "/ops/by-policy-client", POLICY_AKID, POLICY_SECRET).await.0, 200);
+
+    // A credential added and one removed, in the credentials file.
+    write_private(&creds, &format!("{LOAD_AKID}:{LOAD_SECRET}\n{ADDED_AKID}:{ADDED_SECRET}\n"));
+    process.signal("HUP");
+    until(Duration::from_secs(5), "reload counted", || async { reloads("ok").await == 1.0 }).await;
+    assert_eq!(signed(addr, "GET", "/ops", ADDED_AKID, ADDED_SECRET).await.0, 200, "the added credential works");
+    let removed = signed(addr, "GET", "/ops", REMOVED_AKID, REMOVED_SECRET).await;
+    assert_eq!(removed, (403, "InvalidAccessKeyId".to_owned()), "the removed credential is refused");
+
+    // A policy tightened to reading only.
+    write_private(&config, &reload_config(port, metrics_port, &store, &creds, "\"s3:GetObject\",\"s3:ListBucket\""));
+    process.signal("HUP");
+    until(Duration::from_secs(5), "reload counted", || async { reloads("ok").await == 2.0 }).await;
+    let denied = signed(addr, "PUT", "/ops/by-policy-client", POLICY_AKID, POLICY_SECRET).await;
+    assert_eq!(denied, (403, "AccessDenied".to_owned()), "the tightened policy denies the write");
+    assert_eq!(signed(addr, "GET", "/ops/by-policy-client", POLICY_AKID, POLICY_SECRET).await.0, 200);
+
+    // A broken file: refused, counted, and the running configuration stays.
+    write_private(&config, "listen = [this is not toml\n");
+    process.signal("HUP");
+    until(Duration::from_secs(5), "failed reload counted", || async { reloads("error").await == 1.0 }).await;
+    assert_eq!(reloads("ok").await, 2.0);
+    assert_eq!(signed(addr, "GET", "/ops", ADDED_AKID, ADDED_SECRET).await.0, 200, "the old config stays");
+    let still = signed(addr, "PUT", "/ops/by-policy-client", POLICY_AKID, POLICY_SECRET).await;
+    assert_eq!(still.1, "AccessDenied", "the last good policy stays");
+    assert_eq!(signed(addr, "GET", "/ops", REMOVED_AKID, REMOVED_SECRET).await.1, "InvalidAccessKeyId");
+    // A credentials file that others may read is refused the same way.
+    write_private(&config, &reload_config(port, metrics_port, &store, &creds, "\"s3:*\""));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        process.signal("HUP");
+        until(Duration::from_secs(5), "failed reload counted", || async { reloads("error").await == 2.0 }).await;
+        assert_eq!(signed(addr, "PUT", "/ops/by-policy-client", POLICY_AKID, POLICY_SECRET).await.1, "AccessDenied");
+    }
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.stop.store(true, Ordering::SeqCst);
+    for w in workers {
+        w.await.expect("worker");
+    }
+    let failures = load.failures();
+    assert!(failures.is_empty(), "requests failed during reloads: {:?}", &failures[..failures.len().min(20)]);
+    assert!(load.ok.load(Ordering::SeqCst) > 50, "too little load: {}", load.ok.load(Ordering::SeqCst));
+    // The process still serves, and drains on SIGTERM as usual.
+    let mut process = process;
+    process.signal("TERM");
+    assert!(process.exited(Duration::from_secs(10)).await.success());
+}
