@@ -66,7 +66,8 @@ impl Live {
         audit: Option<AuditLog>,
         readiness: Readiness,
     ) -> Self {
-        let gateway = Gateway::new(config.clone(), routes.load_full(), metrics.clone(), audit.clone(), readiness.clone());
+        let gateway =
+            Gateway::new(config.clone(), routes.load_full(), metrics.clone(), audit.clone(), readiness.clone());
         Self {
             config: Mutex::new(config),
             gateway: ArcSwap::from_pointee(gateway),

@@ -117,13 +117,7 @@ const LARGE_PAUSE: Duration = Duration::from_millis(25);
 
 impl Load {
     fn new(target: SocketAddr) -> Self {
-        Self {
-            target,
-            stop: Arc::default(),
-            ok: Arc::default(),
-            failures: Arc::default(),
-            large: Arc::default(),
-        }
+        Self { target, stop: Arc::default(), ok: Arc::default(), failures: Arc::default(), large: Arc::default() }
     }
 
     /// A client that keeps connections alive and never resends a request, not even one hyper
@@ -136,7 +130,12 @@ impl Load {
         Client::builder(TokioExecutor::new()).retry_canceled_requests(false).build_http()
     }
 
-    fn spawn_small(&self, workers: usize, akid: &'static str, secret: &'static str) -> Vec<tokio::task::JoinHandle<()>> {
+    fn spawn_small(
+        &self,
+        workers: usize,
+        akid: &'static str,
+        secret: &'static str,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
         (0..workers)
             .map(|w| {
                 let load = self.clone();
@@ -181,7 +180,8 @@ impl Load {
         let (parts, ()) = req.into_parts();
         let what = format!("{} {}", parts.method, parts.uri.path());
         let is_get = parts.method == http::Method::GET;
-        let result = tokio::time::timeout(Duration::from_secs(20), client.request(http::Request::from_parts(parts, body)));
+        let result =
+            tokio::time::timeout(Duration::from_secs(20), client.request(http::Request::from_parts(parts, body)));
         let failure = match result.await {
             Err(_) => Some("timed out".to_owned()),
             Ok(Err(e)) => Some(format!("{e:?}")),
@@ -390,8 +390,18 @@ async fn a_rolling_restart_behind_haproxy_loses_no_request() {
     }
 
     let failures = load.failures();
-    assert!(failures.is_empty(), "{} of {} requests failed: {:?}", failures.len(), load.ok.load(Ordering::SeqCst) as usize + failures.len(), &failures[..failures.len().min(20)]);
-    assert!(load.ok.load(Ordering::SeqCst) > 200, "too little load to prove anything: {}", load.ok.load(Ordering::SeqCst));
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failures.len(),
+        load.ok.load(Ordering::SeqCst) as usize + failures.len(),
+        &failures[..failures.len().min(20)]
+    );
+    assert!(
+        load.ok.load(Ordering::SeqCst) > 200,
+        "too little load to prove anything: {}",
+        load.ok.load(Ordering::SeqCst)
+    );
     let large = load.large.lock().expect("lock").clone();
     assert!(large.len() >= 6, "too few large PUTs completed: {}", large.len());
     let client = upstream.direct_client();
