@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests that drive real S3 clients need, and what the benchmarks use:
-#   Debian: rclone, s3cmd, nginx, squid, curl
+#   Debian: rclone, s3cmd, nginx, squid, curl, haproxy
 #   PyPI, in a venv at .venv: the newest awscli (v1), boto3, requests
 # Idempotent: apt-get runs only when a package is missing, pip only when the venv is new, a
 # package is missing, or the last upgrade is older than a day (S3GATE_DEPS_UPGRADE=1 forces it).
@@ -10,7 +10,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
-apt_packages=(rclone s3cmd nginx squid curl)
+apt_packages=(rclone s3cmd nginx squid curl haproxy)
 py_packages=(awscli boto3 requests)
 
 as_root() {
@@ -26,7 +26,7 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "install-test-deps: installing Debian packages: ${missing[*]}"
     as_root apt-get update -qq
-    # Installing nginx/squid must not start their services: tests start their own instances.
+    # Installing nginx/squid/haproxy must not start their services: tests start their own instances.
     as_root env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
         apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
 fi

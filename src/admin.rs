@@ -1,5 +1,6 @@
-//! The admin listener (`--metrics-listen`): `GET /metrics` in the Prometheus text format and
-//! `GET /health` for load balancers and orchestrators.
+//! The admin listener (`--metrics-listen`): `GET /metrics` in the Prometheus text format, and
+//! for load balancers and orchestrators `GET /health` (readiness: 503 while draining or without
+//! upstream credentials) and `GET /live` (liveness), as [`crate::health`] decides them.
 //!
 //! It is one more service on the shared [`listener`]: HTTP/1.1 only and plain
 //! text, since scrapers and health checkers need nothing more and the listener belongs on an
@@ -14,6 +15,7 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
 use crate::body::{self, Body};
+use crate::health::{self, Readiness};
 use crate::listener::{self, ConnInfo, Handler, ListenOptions, Protocol};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
@@ -23,8 +25,13 @@ const GRACE: Duration = Duration::from_secs(2);
 /// A scraper sends its request at once; a connection that does not is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `/metrics` and `/health` on `tcp` until `shutdown`.
-pub fn serve(tcp: TcpListener, metrics: Metrics, shutdown: Shutdown) -> impl Future<Output = ()> + Send {
+/// Serves `/metrics`, `/health` and `/live` on `tcp` until `shutdown`.
+pub fn serve(
+    tcp: TcpListener,
+    metrics: Metrics,
+    readiness: Readiness,
+    shutdown: Shutdown,
+) -> impl Future<Output = ()> + Send {
     let options = ListenOptions {
         name: "metrics",
         protocol: Protocol::Http1,
@@ -32,29 +39,42 @@ pub fn serve(tcp: TcpListener, metrics: Metrics, shutdown: Shutdown) -> impl Fut
         idle_timeout: IDLE_TIMEOUT,
         ..ListenOptions::default()
     };
-    listener::serve(tcp, options, Admin(metrics), shutdown)
+    listener::serve(tcp, options, Admin { metrics, readiness }, shutdown)
 }
 
 #[derive(Clone)]
-struct Admin(Metrics);
+struct Admin {
+    metrics: Metrics,
+    readiness: Readiness,
+}
 
 impl Handler for Admin {
     fn call(&self, req: Request<Incoming>, _conn: ConnInfo) -> impl Future<Output = Response<Body>> + Send {
-        std::future::ready(answer(&req, &self.0))
+        let admin = self.clone();
+        async move { admin.answer(&req).await }
     }
 }
 
-fn answer(req: &Request<Incoming>, metrics: &Metrics) -> Response<Body> {
-    let (content_type, text) = match req.uri().path() {
-        "/metrics" => ("text/plain; version=0.0.4", metrics.render()),
-        "/health" => ("text/plain", "ok".to_owned()),
-        _ => return plain(StatusCode::NOT_FOUND, "not found\n"),
-    };
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return resp;
+impl Admin {
+    async fn answer(&self, req: &Request<Incoming>) -> Response<Body> {
+        if !matches!(req.uri().path(), "/metrics" | "/health" | "/live") {
+            return plain(StatusCode::NOT_FOUND, "not found\n");
+        }
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return resp;
+        }
+        match req.uri().path() {
+            "/health" => self.readiness.answer("ok").await,
+            "/live" => health::live("ok"),
+            _ => metrics_page(&self.metrics),
+        }
     }
+}
+
+fn metrics_page(metrics: &Metrics) -> Response<Body> {
+    let (content_type, text) = ("text/plain; version=0.0.4", metrics.render());
     let mut resp = Response::new(body::full(text));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
@@ -93,7 +113,8 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let metrics = known_sequence();
         let shutdown = Shutdown::default();
-        let server = tokio::spawn(serve(listener, metrics.clone(), shutdown.clone()));
+        let readiness = Readiness::draining_only(shutdown.clone());
+        let server = tokio::spawn(serve(listener, metrics.clone(), readiness, shutdown.clone()));
 
         let (status, headers, body) = get(addr, "GET", "/metrics").await;
         assert_eq!(status, "HTTP/1.1 200 OK");
@@ -112,10 +133,22 @@ mod tests {
         assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
         assert!(headers.contains("allow: get, head"), "{headers}");
 
+        let (status, _, body) = get(addr, "GET", "/live").await;
+        assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "ok"));
+
         // Counters move between scrapes.
         metrics.auth_failure("AccessDenied");
         let (_, _, body) = get(addr, "GET", "/metrics").await;
         assert_eq!(parse(&body).value(r#"s3gate_auth_failures_total{reason="AccessDenied"}"#), "1");
+
+        // A drain is announced: readiness fails at once, liveness and metrics do not.
+        shutdown.announce();
+        let (status, _, body) = get(addr, "GET", "/health").await;
+        assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 503 Service Unavailable", "draining\n"));
+        let (status, _, _) = get(addr, "GET", "/live").await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let (status, _, _) = get(addr, "GET", "/metrics").await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
 
         shutdown.trigger();
         tokio::time::timeout(Duration::from_secs(5), server).await.expect("serve did not stop").unwrap();
@@ -128,7 +161,7 @@ mod tests {
     async fn serve_stops_when_shut_down_before_its_first_poll() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shutdown = Shutdown::default();
-        let server = serve(listener, Metrics::new(), shutdown.clone());
+        let server = serve(listener, Metrics::new(), Readiness::draining_only(shutdown.clone()), shutdown.clone());
         shutdown.trigger();
         tokio::time::timeout(Duration::from_secs(5), server).await.expect("serve did not stop");
     }

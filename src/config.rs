@@ -33,7 +33,7 @@ mod routes;
 mod settings;
 mod validate;
 
-pub use declare::{Env, Key};
+pub use declare::{Env, Key, Seconds};
 pub use forward::{ForwardArgs, ForwardConfig, ForwardFile, ForwardResolved};
 pub use load::read_config_file;
 pub use routes::{AccessConfig, RouteConfig};
@@ -109,6 +109,8 @@ pub struct Config {
     /// Verify hex `x-amz-content-sha256` bodies in s3gate as well as upstream.
     pub verify_body_hash: bool,
     pub shutdown_grace: Duration,
+    /// How long health checks answer 503 before the listeners close, on SIGTERM.
+    pub drain_delay: Duration,
     /// Connections each listener serves at once (`--max-connections`).
     pub max_connections: usize,
     /// Base URL of minted presigned URLs; `None`: the caller's Host (API) or listen address (CLI).

@@ -15,6 +15,7 @@ pub mod forward_rules;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod glob;
+pub mod health;
 pub mod hop_by_hop;
 pub mod listener;
 pub mod metrics;
@@ -23,6 +24,7 @@ pub mod policy;
 pub mod presign;
 pub mod proxy;
 pub mod proxy_protocol;
+pub mod reload;
 pub mod s3_request;
 pub mod s3_xml;
 pub mod shutdown;
@@ -34,11 +36,14 @@ pub mod upstream;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use config::Config;
+use arc_swap::ArcSwap;
+
+use config::{Config, ConfigError, Env, ServeArgs};
 use error::{S3Error, S3ErrorCode};
+use health::Readiness;
 use listener::{ConnInfo, Handler, ListenError, ListenOptions};
 use metrics::Mode;
-use proxy::Gateway;
+use reload::{Live, ReloadError, Reloaded};
 use shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,10 +56,13 @@ pub enum RunError {
     Audit(std::io::Error),
     #[error("nothing to serve: listen is none and forward-listen is not set")]
     NoListener,
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
+/// The endpoint: each request is served by the gateway in use when it arrives (see [`reload`]).
 #[derive(Clone)]
-struct EndpointHandler(Arc<Gateway>);
+struct EndpointHandler(Arc<Live>);
 
 impl Handler for EndpointHandler {
     fn call(
@@ -62,7 +70,7 @@ impl Handler for EndpointHandler {
         req: http::Request<hyper::body::Incoming>,
         conn: ConnInfo,
     ) -> impl std::future::Future<Output = http::Response<body::Body>> + Send {
-        self.0.clone().handle(req, conn)
+        self.0.gateway().handle(req, conn)
     }
 
     /// What S3 says when it wants clients to back off: SDKs retry it.
@@ -82,11 +90,27 @@ pub struct Running {
     /// The forward proxy's listener, when `--forward-listen` is set.
     pub forward_addr: Option<SocketAddr>,
     pub shutdown: Shutdown,
+    /// What a reload replaces.
+    live: Arc<Live>,
     /// The endpoint's and the forward proxy's accept loops.
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
+    /// Reads the configuration again and swaps it in for new requests (what SIGHUP does).
+    /// On an error the running configuration stays.
+    pub fn reload(&self, args: &ServeArgs, env: &Env) -> Result<Reloaded, ReloadError> {
+        self.live.reload(args, env)
+    }
+
+    /// Starts a zero-loss drain (what SIGTERM does): readiness fails at once, the listeners
+    /// close after `--drain-delay`. [`Running::wait`] returns when it is over.
+    pub fn drain(&self) {
+        let shutdown = self.shutdown.clone();
+        let delay = self.live.config().drain_delay;
+        tokio::spawn(async move { shutdown.drain_after(delay).await });
+    }
+
     /// Stops accepting, drains requests in flight (up to the grace period) and returns.
     pub async fn stop(self) {
         self.shutdown.trigger();
@@ -114,11 +138,13 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         }
         None => None,
     };
-    let router = upstream::Router::new(&config, &metrics)?;
-    let tls = match &config.tls {
-        Some(files) => Some(listener::tls_acceptor(&files.cert, &files.key)?),
+    let routes = Arc::new(ArcSwap::from_pointee(upstream::Router::new(&config, &metrics)?));
+    let readiness = Readiness::new(shutdown.clone(), routes.clone());
+    let certificate = match &config.tls {
+        Some(files) => Some(Arc::new(listener::Certificate::load(&files.cert, &files.key)?)),
         None => None,
     };
+    let tls = certificate.clone().map(listener::reloadable_acceptor).transpose()?;
     // Both listeners are bound before either serves, so a failed bind leaves nothing running.
     let forward_listener = match &config.forward {
         Some(fc) => Some((listener::bind(fc.listen).await?, fc.clone())),
@@ -149,12 +175,18 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         Some(at) => {
             let l = listener::bind(at).await?;
             let bound = l.local_addr().map_err(|source| ListenError::Bind { addr: at, source })?;
-            tokio::spawn(admin::serve(l, metrics.clone(), shutdown.clone()));
+            tokio::spawn(admin::serve(l, metrics.clone(), readiness.clone(), shutdown.clone()));
             Some(bound)
         }
         None => None,
     };
-    let gateway = Gateway::new(config.clone(), router, metrics.clone(), audit);
+    let live = Arc::new(Live::new(config.clone(), routes, certificate, metrics.clone(), audit, readiness));
+    let announced = shutdown.announced();
+    let gauge = metrics.clone();
+    tokio::spawn(async move {
+        announced.await;
+        gauge.draining();
+    });
     let options = ListenOptions {
         name: "endpoint",
         tls,
@@ -165,13 +197,16 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         ..ListenOptions::default()
     };
     if let Some(tcp) = endpoint_tcp {
-        tasks.push(tokio::spawn(listener::serve(tcp, options, EndpointHandler(Arc::new(gateway)), shutdown.clone())));
+        tasks.push(tokio::spawn(listener::serve(tcp, options, EndpointHandler(live.clone()), shutdown.clone())));
     }
-    Ok(Running { addr, metrics_addr, metrics, forward_addr, shutdown, tasks })
+    Ok(Running { addr, metrics_addr, metrics, forward_addr, shutdown, live, tasks })
 }
 
-/// Serves until SIGTERM or Ctrl-C, then drains.
-pub async fn run(config: Config) -> Result<(), RunError> {
+/// Loads the configuration, serves until SIGTERM or Ctrl-C, then drains: readiness fails at
+/// once, the listeners close `--drain-delay` later, requests in flight get `--shutdown-grace`.
+/// A second signal skips what is left of the delay. SIGHUP reloads the configuration.
+pub async fn run(args: ServeArgs, env: Env) -> Result<(), RunError> {
+    let config = Config::load(&args, &env)?;
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     let upstream = config.upstream.url.clone();
     let endpoint = config.endpoint;
@@ -183,11 +218,39 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         tracing::info!(forward_listen = %at, "s3gate forward proxy listening on {at}");
     }
     let shutdown = running.shutdown.clone();
+    let live = running.live.clone();
     tokio::spawn(async move {
         shutdown::signal().await;
-        tracing::info!("shutting down: draining connections");
+        let delay = live.config().drain_delay;
+        tracing::info!(drain_delay = ?delay, "shutting down: not ready from now, closing the listeners after the drain delay");
+        tokio::spawn(shutdown.clone().drain_after_owned(delay));
+        shutdown::signal().await;
+        tracing::info!("second signal: closing the listeners now");
         shutdown.trigger();
     });
+    spawn_sighup_reload(running.live.clone(), args, env);
     running.wait().await;
     Ok(())
+}
+
+/// Reloads on every SIGHUP until the process ends.
+fn spawn_sighup_reload(live: Arc<Live>, args: ServeArgs, env: Env) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(hup) => hup,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGHUP: configuration reload is off");
+                return;
+            }
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            // The outcome is logged and counted by `reload`.
+            let _ = live.reload(&args, &env);
+        }
+    });
+    #[cfg(not(unix))]
+    drop((live, args, env));
 }

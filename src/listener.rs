@@ -39,7 +39,7 @@ use accept::Backoff;
 use drain::{Drain, Token};
 use limits::{Admission, CapWarning, ConnectionCap};
 pub use protocol::Protocol;
-pub use tls::acceptor as tls_acceptor;
+pub use tls::{acceptor as tls_acceptor, read_certificate, reloadable_acceptor, Certificate};
 
 /// The most a client's request head may take: an HTTP/1 request line and headers, an HTTP/2
 /// header list (as HTTP/2 counts it: names, values and 32 bytes a field). S3 itself allows 8 KiB

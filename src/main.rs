@@ -77,10 +77,7 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> Result<(), String> {
     match command {
-        Command::Serve(args) => {
-            let config = Config::load(&args, &s3gate::config::process_env()).map_err(|e| e.to_string())?;
-            s3gate::run(config).await.map_err(|e| e.to_string())
-        }
+        Command::Serve(args) => s3gate::run(args, s3gate::config::process_env()).await.map_err(|e| e.to_string()),
         Command::CheckConfig(args) => {
             let config = Config::load(&args, &s3gate::config::process_env()).map_err(|e| e.to_string())?;
             let endpoint = if config.endpoint {

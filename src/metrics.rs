@@ -66,6 +66,8 @@ struct Inner {
     refused_connections: IntCounterVec,
     active_tunnels: IntGauge,
     credential_refreshes: IntCounterVec,
+    config_reloads: IntCounterVec,
+    draining: IntGauge,
     actions: LabelValues,
     auth_reasons: LabelValues,
     denial_reasons: LabelValues,
@@ -165,6 +167,21 @@ impl Metrics {
                     &["result"],
                 ),
             ),
+            config_reloads: register(
+                r,
+                counter(
+                    "s3gate_config_reload_total",
+                    "Configuration reloads (SIGHUP), by result: `error` kept the configuration running.",
+                    &["result"],
+                ),
+            ),
+            draining: register(
+                r,
+                IntGauge::with_opts(Opts::new(
+                    "s3gate_draining",
+                    "1 from the first moment of a drain (SIGTERM): health checks answer 503.",
+                )),
+            ),
             actions: LabelValues::new("action", 256),
             auth_reasons: LabelValues::new("auth failure reason", 64),
             denial_reasons: LabelValues::new("network denial reason", 16),
@@ -184,6 +201,9 @@ impl Metrics {
         }
         for result in ["success", "failure"] {
             inner.credential_refreshes.with_label_values(&[result]);
+        }
+        for result in ["ok", "error"] {
+            inner.config_reloads.with_label_values(&[result]);
         }
         Metrics(Arc::new(inner))
     }
@@ -252,6 +272,16 @@ impl Metrics {
     pub fn credential_refresh(&self, ok: bool) {
         let result = if ok { "success" } else { "failure" };
         self.0.credential_refreshes.with_label_values(&[result]).inc();
+    }
+
+    pub fn config_reloaded(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.0.config_reloads.with_label_values(&[result]).inc();
+    }
+
+    /// From the first moment of a drain; never unset, since a drain is not called off.
+    pub fn draining(&self) {
+        self.0.draining.set(1);
     }
 
     /// The Prometheus text exposition format (0.0.4).

@@ -33,6 +33,7 @@ use crate::audit::AuditLog;
 use crate::body::{self, Body};
 use crate::config::Config;
 use crate::error::{S3Error, S3ErrorCode};
+use crate::health::Readiness;
 pub use crate::listener::ConnInfo;
 use crate::metrics::{Metrics, Mode};
 use crate::s3_request::{self, Operation, S3Request};
@@ -44,7 +45,7 @@ use respond::{builtin_route, drain, response_filter};
 
 /// What the checks on a request's head decided.
 enum Next {
-    /// s3gate answers itself (health check, presign API).
+    /// s3gate answers itself (the presign API).
     Respond(Response<Body>),
     /// A browser form upload to this bucket.
     PostObject(String),
@@ -52,19 +53,28 @@ enum Next {
     Forward(Verified),
 }
 
+/// One configuration's endpoint. A reload builds a new one and swaps it in for new requests;
+/// a request keeps the one it started with, so it finishes under the rules it was admitted by.
 pub struct Gateway {
     config: Arc<Config>,
-    router: Router,
+    router: Arc<Router>,
     metrics: Metrics,
     audit: Option<AuditLog>,
+    readiness: Readiness,
     /// The regions a client's signature may be scoped to (see `access::region_served`).
     client_regions: Vec<String>,
 }
 
 impl Gateway {
-    pub fn new(config: Arc<Config>, router: Router, metrics: Metrics, audit: Option<AuditLog>) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        router: Arc<Router>,
+        metrics: Metrics,
+        audit: Option<AuditLog>,
+        readiness: Readiness,
+    ) -> Self {
         let client_regions = access::client_regions(&config);
-        Self { config, router, metrics, audit, client_regions }
+        Self { config, router, metrics, audit, readiness, client_regions }
     }
 
     /// Entry point for every endpoint-mode request. Never fails: errors become S3 XML.
@@ -105,6 +115,10 @@ impl Gateway {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
         let mut head = Request::from_parts(parts, ());
+        if let Some(resp) = builtin_route(&head, &self.readiness).await {
+            drain(incoming, expects_continue).await;
+            return Ok(resp);
+        }
         let next = match self.check(&mut head, ctx) {
             Ok(next) => next,
             Err(e) => {
@@ -145,9 +159,6 @@ impl Gateway {
 
     /// Network rules, classification, authentication and policy: all from the request head.
     fn check(&self, req: &mut Request<()>, ctx: &mut RequestContext) -> Result<Next, S3Error> {
-        if let Some(resp) = builtin_route(req) {
-            return Ok(Next::Respond(resp));
-        }
         if !access::source_allowed(&self.config.access, ctx.client.ip()) {
             self.metrics.network_denied(Mode::Endpoint, "source_subnet");
             return Err(S3Error::access_denied());

@@ -270,6 +270,11 @@ impl Router {
         Ok(Self { routes, default })
     }
 
+    /// Every upstream a request may go to: the routes' and the default.
+    pub fn upstreams(&self) -> impl Iterator<Item = &Upstream> {
+        self.routes.iter().map(|r| &r.upstream).chain([&self.default.upstream])
+    }
+
     pub fn route(&self, bucket: Option<&str>) -> &Route {
         let Some(bucket) = bucket else { return &self.default };
         self.routes

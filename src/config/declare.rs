@@ -164,6 +164,59 @@ impl From<Ports> for Vec<String> {
     }
 }
 
+/// A duration in seconds that may have a fraction (`--drain-delay 0.5`): a load balancer's
+/// health-check interval is often under a second, and tests wait for less than that.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(try_from = "SecondsInFile")]
+pub struct Seconds(pub f64);
+
+/// The TOML file may write `5` or `0.5`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SecondsInFile {
+    Whole(u64),
+    Fraction(f64),
+}
+
+impl TryFrom<SecondsInFile> for Seconds {
+    type Error = String;
+
+    fn try_from(v: SecondsInFile) -> Result<Self, String> {
+        match v {
+            SecondsInFile::Whole(n) => Ok(Seconds(n as f64)),
+            SecondsInFile::Fraction(f) => Seconds::checked(f).ok_or_else(|| format!("not a number of seconds: {f}")),
+        }
+    }
+}
+
+impl Seconds {
+    /// The most any of these settings takes: an hour. Longer is a typo, not a plan.
+    pub const MAX: f64 = 3600.0;
+
+    fn checked(f: f64) -> Option<Seconds> {
+        (f.is_finite() && (0.0..=Self::MAX).contains(&f)).then_some(Seconds(f))
+    }
+
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.0.clamp(0.0, Self::MAX))
+    }
+}
+
+impl std::str::FromStr for Seconds {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let f: f64 = text.trim().parse().map_err(|_| format!("not a number of seconds: {text:?}"))?;
+        Seconds::checked(f).ok_or_else(|| format!("seconds out of range (0 to {}): {text:?}", Self::MAX))
+    }
+}
+
+impl FromEnv for Seconds {
+    fn from_env(var: &str, text: &str) -> Result<Self, ConfigError> {
+        text.parse().map_err(|e| invalid(format!("{var}: {e}")))
+    }
+}
+
 /// Declares a list of keys; see the module documentation. `keys { ... }` for top-level keys,
 /// or `keys in "table" { field as key: ... }`, then the three structs written around them,
 /// with their attributes and extra fields: the flags (where `..` marks the keys' place), the

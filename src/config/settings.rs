@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Deserialize;
 
-use super::declare::{settings, Env};
+use super::declare::{settings, Env, Seconds};
 use super::forward::{self, ForwardArgs, ForwardFile, ForwardResolved};
 use super::{ConfigError, UpstreamAddressing};
 
@@ -83,6 +83,11 @@ settings! {
         /// Seconds to let requests in flight finish on shutdown [default: 30].
         #[arg(value_name = "SECONDS")]
         shutdown_grace: Option<u64> = 30,
+        /// Seconds between SIGTERM and closing the listeners, while health checks answer 503 and
+        /// every request is still served: long enough for a load balancer to take this replica
+        /// out (a few of its health-check intervals) [default: 5].
+        #[arg(value_name = "SECONDS")]
+        drain_delay: Option<Seconds> = Seconds(5.0),
         /// Connections each listener (endpoint, forward proxy) serves at once; past it a new one is
         /// answered 503 SlowDown and closed [default: 1024 per core, at most 65536].
         #[arg(value_name = "N")]

@@ -56,6 +56,7 @@ pub(super) fn config(r: Resolved, files: &Files) -> Result<Config, ConfigError> 
         max_clock_skew: Duration::from_secs(r.max_clock_skew),
         verify_body_hash: r.verify_body_hash,
         shutdown_grace: Duration::from_secs(r.shutdown_grace),
+        drain_delay: r.drain_delay.duration(),
         max_connections,
         public_url,
         storage_class,

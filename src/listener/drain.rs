@@ -1,20 +1,29 @@
 //! How a listener stops: the one drain sequence every listener runs.
 //!
-//! 1. Serve until [`Shutdown`] is triggered.
+//! 1. Serve until [`Shutdown`] is triggered. On SIGTERM that is `--drain-delay` after the drain
+//!    was announced ([`Shutdown::drain_after`]): meanwhile readiness checks answer 503 and
+//!    everything else is served as before, so a load balancer takes the replica out while it
+//!    still accepts what was already on its way.
 //! 2. Stop accepting: the accept loop, which owns the socket, is dropped, so new clients get a
 //!    refused connection and a load balancer moves on.
-//! 3. Drain: every connection is told ([`Token::draining`]) and closes once what it has in
-//!    flight is done (HTTP/1 after the response, HTTP/2 by GOAWAY). Work a connection handed on
-//!    (a forward-proxy tunnel) holds a [`Token`] too, and is waited for the same way.
+//! 3. Drain: every connection is told ([`Token::draining`]). An HTTP/1 connection answers its
+//!    next response with `Connection: close` and closes after it; one with nothing in flight is
+//!    closed only after [`QUIET`] without a request, so a client that is just reusing it does
+//!    not see it close under its request (HTTP/1 has no way to say "not that one" once sent).
+//!    HTTP/2 gets GOAWAY at once, which says which streams were taken. Work a connection handed
+//!    on (a forward-proxy tunnel) holds a [`Token`] too, and is waited for the same way.
 //! 4. Cut: whatever is still open when the grace period ends is dropped ([`Token::cut`]).
 //!
-//! The sequence is [`Drain::run`] and nothing else, so what a zero-loss restart adds (answering
-//! health checks 503 for a delay before step 2, `Connection: close` on keep-alive responses
-//! while draining) goes in this one place and in the connections' reaction to
-//! [`Phase::Draining`].
+//! The sequence is [`Drain::run`] and nothing else; the connections' part of step 3 is their
+//! reaction to [`Phase::Draining`] (`listener/protocol.rs`).
 
 use std::future::Future;
 use std::time::Duration;
+
+/// How long a draining HTTP/1 connection must go without a request before it is closed: clients
+/// send their next request on a kept-alive connection at once, so a connection this quiet is
+/// one they have put back in a pool, and a close crossing a request on it is unlikely.
+pub const QUIET: Duration = Duration::from_millis(500);
 
 use tokio::sync::{mpsc, watch};
 
@@ -96,6 +105,11 @@ impl Token {
     /// Resolves once the listener drains: finish what is in flight, take nothing new.
     pub fn draining(&self) -> impl Future<Output = ()> + Send + 'static {
         self.reached(Phase::Draining)
+    }
+
+    /// True once the listener drains: a response now is the connection's last (HTTP/1).
+    pub fn is_draining(&self) -> bool {
+        *self.phase.borrow() >= Phase::Draining
     }
 
     /// Resolves once the grace period is over: stop now.

@@ -97,11 +97,13 @@ pub struct Activity(Arc<watch::Sender<State>>);
 struct State {
     in_flight: usize,
     idle_since: Instant,
+    /// The connection speaks HTTP/2: closing it (GOAWAY) never races a request.
+    http2: bool,
 }
 
 impl Default for Activity {
     fn default() -> Self {
-        Self(Arc::new(watch::Sender::new(State { in_flight: 0, idle_since: Instant::now() })))
+        Self(Arc::new(watch::Sender::new(State { in_flight: 0, idle_since: Instant::now(), http2: false })))
     }
 }
 
@@ -113,11 +115,33 @@ impl Activity {
         RequestGuard(self.0.clone())
     }
 
+    /// Marks the connection as HTTP/2 (seen on its first request).
+    pub fn speaks_http2(&self) {
+        self.0.send_if_modified(|s| !std::mem::replace(&mut s.http2, true));
+    }
+
     /// Resolves once the connection has had no request in flight for `limit`.
     pub async fn idle_for(&self, limit: Duration) {
+        self.quiet_for(limit, None, false).await;
+    }
+
+    /// Resolves when a draining connection may be closed without crossing a request: at once
+    /// for HTTP/2 (GOAWAY), else once it has had no request in flight for `quiet` since `since`
+    /// (the start of the drain) and since its last request.
+    pub async fn closable(&self, quiet: Duration, since: Instant) {
+        self.quiet_for(quiet, Some(since), true).await;
+    }
+
+    async fn quiet_for(&self, limit: Duration, since: Option<Instant>, http2_at_once: bool) {
         let mut rx = self.0.subscribe();
         loop {
-            let state = *rx.borrow_and_update();
+            let mut state = *rx.borrow_and_update();
+            if http2_at_once && state.http2 {
+                return;
+            }
+            if let Some(since) = since {
+                state.idle_since = state.idle_since.max(since);
+            }
             if state.in_flight > 0 {
                 if rx.changed().await.is_err() {
                     return;
@@ -204,5 +228,39 @@ mod tests {
         idle.await;
         let waited = ended.elapsed();
         assert!(waited >= limit && waited < limit * 3, "idle {waited:?} after the last request ended");
+    }
+
+    #[tokio::test]
+    async fn a_draining_connection_closes_after_a_quiet_period_from_the_drain_or_at_once_for_http2() {
+        let quiet = Duration::from_millis(200);
+        let activity = Activity::default();
+        // Idle for long before the drain: the quiet period still counts from the drain.
+        tokio::time::sleep(quiet * 2).await;
+        let drain_started = Instant::now();
+        activity.closable(quiet, drain_started).await;
+        let waited = drain_started.elapsed();
+        assert!(waited >= quiet && waited < quiet * 3, "closable after {waited:?}");
+
+        // A request during the quiet period starts it over from its end.
+        let busy = Activity::default();
+        let since = Instant::now();
+        let guard = busy.request_started();
+        let closing = busy.closable(quiet, since);
+        tokio::pin!(closing);
+        tokio::select! {
+            () = closing.as_mut() => panic!("closable with a request in flight"),
+            () = tokio::time::sleep(quiet * 2) => {}
+        }
+        drop(guard);
+        let ended = Instant::now();
+        closing.await;
+        assert!(ended.elapsed() >= quiet, "closed {:?} after its last request", ended.elapsed());
+
+        let h2 = Activity::default();
+        let _open_stream = h2.request_started();
+        h2.speaks_http2();
+        let started = Instant::now();
+        h2.closable(quiet, started).await;
+        assert!(started.elapsed() < quiet, "HTTP/2 waited {:?} for GOAWAY", started.elapsed());
     }
 }

@@ -20,7 +20,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as AutoBuilder;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::drain::Token;
+use http::{header, HeaderValue};
+
+use super::drain::{Token, QUIET};
 use super::limits::{Activity, RequestGuard};
 use super::{ConnInfo, Handler, MAX_HEADERS, MAX_HEADER_BYTES};
 use crate::body::{Body, BoxError};
@@ -93,13 +95,22 @@ impl Http {
     {
         let activity = Activity::default();
         let requests = activity.clone();
-        let svc = service_fn(move |req| {
+        let token = drain.clone();
+        let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
             let handler = handler.clone();
             // Taken before the handler runs, so a request the client gives up on (its future
             // dropped) stops counting too.
             let guard = requests.request_started();
+            if req.version() >= http::Version::HTTP_2 {
+                requests.speaks_http2();
+            }
+            let last_if_draining = keep_alive_ends_on_drain(&req).then(|| token.clone());
             async move {
-                let resp = handler.call(req, conn).await;
+                let mut resp = handler.call(req, conn).await;
+                if last_if_draining.is_some_and(|t| t.is_draining()) {
+                    // hyper closes an HTTP/1 connection after a response that says so.
+                    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
                 Ok::<_, Infallible>(resp.map(|body| InFlight { body, _guard: guard }))
             }
         });
@@ -117,8 +128,17 @@ impl Http {
     }
 }
 
+/// Whether a response to `req` should tell an HTTP/1 client, once the listener drains, that
+/// the connection ends after it. Not HTTP/2 (GOAWAY says it there, and the header is not
+/// allowed) and not CONNECT, whose answer turns the connection into a tunnel.
+fn keep_alive_ends_on_drain<B>(req: &http::Request<B>) -> bool {
+    req.version() < http::Version::HTTP_2 && req.method() != http::Method::CONNECT
+}
+
 /// Runs one hyper connection, asking it to close (HTTP/1: after the response in flight;
-/// HTTP/2: GOAWAY, then the open streams finish) when it idles or the listener drains.
+/// HTTP/2: GOAWAY, then the open streams finish) when it idles or, once the listener drains,
+/// when that cannot cross a request ([`Activity::closable`]; responses meanwhile say
+/// `Connection: close`).
 ///
 /// `close` is each connection type's own `graceful_shutdown`: hyper has no trait for it that
 /// covers an HTTP/1 connection with upgrades.
@@ -129,6 +149,10 @@ where
 {
     tokio::pin!(connection);
     let draining = drain.draining();
+    let draining = async move {
+        draining.await;
+        activity.closable(QUIET, tokio::time::Instant::now()).await;
+    };
     tokio::pin!(draining);
     let mut closing = false;
     let res = loop {

@@ -60,6 +60,9 @@ pub(crate) fn known_sequence() -> Metrics {
     m.credential_refresh(true);
     m.connection_refused(Mode::Endpoint);
     m.connection_refused(Mode::Endpoint);
+    m.config_reloaded(true);
+    m.config_reloaded(false);
+    m.config_reloaded(true);
     m
 }
 
@@ -103,6 +106,9 @@ fn render_after_a_known_sequence() {
         (r#"s3gate_refused_connections_total{mode="endpoint"}"#, "2"),
         (r#"s3gate_refused_connections_total{mode="forward"}"#, "0"),
         ("s3gate_active_tunnels", "0"),
+        (r#"s3gate_config_reload_total{result="ok"}"#, "2"),
+        (r#"s3gate_config_reload_total{result="error"}"#, "1"),
+        ("s3gate_draining", "0"),
     ];
     for (series, value) in expect {
         assert_eq!(e.value(series), value, "{series}");
@@ -123,6 +129,8 @@ fn render_after_a_known_sequence() {
         ("s3gate_refused_connections_total", "counter"),
         ("s3gate_active_tunnels", "gauge"),
         ("s3gate_upstream_credential_refreshes_total", "counter"),
+        ("s3gate_config_reload_total", "counter"),
+        ("s3gate_draining", "gauge"),
     ] {
         assert!(e.has_type(name, kind), "no HELP/TYPE {kind} for {name}:\n{text}");
     }

@@ -8,6 +8,7 @@ use super::timeout::IdleTimeout;
 use super::{headers, scrub};
 use crate::body::{self, Body};
 use crate::error::S3Error;
+use crate::health::Readiness;
 use crate::upstream::Route;
 
 /// Reads and discards a refused request's body, up to a limit, before the answer goes out, so
@@ -88,12 +89,15 @@ pub(super) async fn response_filter(
     Response::from_parts(parts, body::full(cleaned))
 }
 
-/// Answers that never reach the upstream and need no signature.
-pub(super) fn builtin_route<B>(req: &Request<B>) -> Option<Response<Body>> {
-    if req.uri().path() == "/_s3gate/health" && matches!(*req.method(), Method::GET | Method::HEAD) {
-        let mut resp = Response::new(body::full("ok\n"));
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        return Some(resp);
+/// Answers that never reach the upstream and need no signature: readiness (a load balancer's
+/// health check, 503 while draining) and liveness.
+pub(super) async fn builtin_route<B>(req: &Request<B>, readiness: &Readiness) -> Option<Response<Body>> {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return None;
     }
-    None
+    match req.uri().path() {
+        "/_s3gate/health" => Some(readiness.answer("ok\n").await),
+        "/_s3gate/live" => Some(crate::health::live("ok\n")),
+        _ => None,
+    }
 }

@@ -16,6 +16,7 @@ mod hardening;
 mod limits;
 mod logs;
 mod observe;
+mod operations;
 mod payloads;
 mod presign;
 mod presign_wired;
