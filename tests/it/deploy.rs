@@ -103,7 +103,8 @@ fn image_is_from_scratch_and_the_context_stays_small() {
     let dockerfile = read("deploy/Dockerfile");
     let instructions: Vec<&str> =
         dockerfile.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
-    let froms: Vec<&str> = instructions.iter().copied().filter(|l| l.to_ascii_uppercase().starts_with("FROM ")).collect();
+    let froms: Vec<&str> =
+        instructions.iter().copied().filter(|l| l.to_ascii_uppercase().starts_with("FROM ")).collect();
     assert_eq!(froms, ["FROM scratch"], "the only stage is FROM scratch");
     for copy in instructions.iter().filter(|l| l.to_ascii_uppercase().starts_with("COPY ")) {
         assert!(!copy.contains("--from"), "{copy}: no other image");
@@ -319,7 +320,8 @@ async fn scrape_exercised_gateway() -> BTreeMap<String, BTreeSet<String>> {
     }
     // Refused: a wrong secret, a write the reader's policy does not allow, and a Host that is not
     // an allowed endpoint.
-    let wrong = signed("GET", addr, "/dash/obj", "", CLIENT_AKID, "wrong-secret-wrong-secret-wrong-secret-00", &[]).await;
+    let wrong =
+        signed("GET", addr, "/dash/obj", "", CLIENT_AKID, "wrong-secret-wrong-secret-wrong-secret-00", &[]).await;
     assert_eq!(wrong.code(), "SignatureDoesNotMatch");
     let denied = signed("PUT", addr, "/dash/other", "x", READER_AKID, READER_SECRET, &[]).await;
     assert_eq!((denied.status.as_u16(), denied.code()), (403, "AccessDenied"), "{}", denied.body);
@@ -400,9 +402,8 @@ fn parse_exposition(text: &str) -> BTreeMap<String, BTreeSet<String>> {
 
 #[test]
 fn exposition_and_query_parsing() {
-    let parsed = parse_exposition(
-        "# TYPE a counter\ns3gate_x_total{mode=\"endpoint\",action=\"s3:GetObject\"} 3\ns3gate_y 1\n",
-    );
+    let parsed =
+        parse_exposition("# TYPE a counter\ns3gate_x_total{mode=\"endpoint\",action=\"s3:GetObject\"} 3\ns3gate_y 1\n");
     assert_eq!(parsed["s3gate_x_total"], BTreeSet::from(["action".to_owned(), "mode".to_owned()]));
     assert!(parsed["s3gate_y"].is_empty());
     let q = r#"sum by (le, mode) (rate(s3gate_d_bucket{instance=~"$i", mode=~"$m"}[5m])) / ignoring(kind) s3gate_e"#;
