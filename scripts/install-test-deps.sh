@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests that drive real S3 clients need, and what the benchmarks use:
-#   Debian: rclone, s3cmd, nginx, squid, curl, haproxy
-#   PyPI, in a venv at .venv: the newest awscli (v1), boto3, requests
+#   Debian: rclone, s3cmd, nginx, squid, curl, haproxy (rolling-restart test), systemd
+#     (systemd-analyze checks deploy/systemd)
+#   PyPI, in a venv at .venv: the newest awscli (v1), boto3, requests, and the validators of
+#   deploy/: cfn-lint (CloudFormation) and kubernetes-validate (Kubernetes schemas, offline)
 # Idempotent: apt-get runs only when a package is missing, pip only when the venv is new, a
 # package is missing, or the last upgrade is older than a day (S3GATE_DEPS_UPGRADE=1 forces it).
 #
@@ -10,8 +12,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
-apt_packages=(rclone s3cmd nginx squid curl haproxy)
-py_packages=(awscli boto3 requests)
+apt_packages=(rclone s3cmd nginx squid curl haproxy systemd)
+py_packages=(awscli boto3 requests cfn-lint kubernetes-validate)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -42,7 +44,9 @@ stamp="$venv/.s3gate-deps-stamp"
 need_pip=0
 [ "${S3GATE_DEPS_UPGRADE:-0}" = 1 ] && need_pip=1
 [ -n "$(find "$stamp" -mmin -1440 2>/dev/null)" ] || need_pip=1
-[ -x "$venv/bin/aws" ] || need_pip=1
+for tool in aws cfn-lint kubernetes-validate; do
+    [ -x "$venv/bin/$tool" ] || need_pip=1
+done
 "$venv/bin/python" -c 'import boto3, requests, awscli' 2>/dev/null || need_pip=1
 if [ "$need_pip" = 1 ]; then
     echo "install-test-deps: upgrading ${py_packages[*]} in $venv"
@@ -60,3 +64,5 @@ echo "  s3cmd $(s3cmd --version 2>&1 | awk '{print $NF}')"
 echo "  $(nginx -v 2>&1)"
 echo "  $(/usr/sbin/squid -v 2>/dev/null | head -n1)"
 echo "  $(curl --version | head -n1)"
+echo "  cfn-lint $("$venv/bin/cfn-lint" --version 2>&1 | awk '{print $NF}'), kubernetes-validate $("$venv/bin/kubernetes-validate" --version 2>&1)"
+echo "  $(systemd-analyze --version | head -n1)"

@@ -8,6 +8,7 @@ mod architecture;
 mod clients;
 mod config;
 mod delete_objects;
+mod deploy;
 mod early;
 mod endpoint;
 mod errors;
