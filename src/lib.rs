@@ -70,7 +70,10 @@ impl Handler for EndpointHandler {
         req: http::Request<hyper::body::Incoming>,
         conn: ConnInfo,
     ) -> impl std::future::Future<Output = http::Response<body::Body>> + Send {
-        self.0.gateway().handle(req, conn)
+        // Boxed: the whole request's state machine is many kilobytes, and hyper moves the
+        // future it is given into its connection state for every request; a pointer moves for
+        // free (the profile showed those copies at about 5% of a small request).
+        Box::pin(self.0.gateway().handle(req, conn))
     }
 
     /// What S3 says when it wants clients to back off: SDKs retry it.

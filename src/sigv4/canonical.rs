@@ -72,21 +72,27 @@ pub(crate) fn join_params(params: &[(String, String)]) -> String {
 /// Appends a header value with leading and trailing spaces removed and inner runs of spaces
 /// collapsed to one. Only spaces, like S3 and the AWS SDKs: a tab inside a value is kept.
 pub(crate) fn push_trimmed(out: &mut String, value: &[u8]) {
-    // Non-UTF-8 bytes (obs-text) cannot be reproduced exactly; the signature then simply fails.
-    let value = String::from_utf8_lossy(value);
-    let mut started = false;
-    let mut pending_space = false;
+    match std::str::from_utf8(value) {
+        Ok(value) => push_trimmed_str(out, value),
+        // Non-UTF-8 bytes (obs-text) cannot be reproduced exactly; the signature then simply fails.
+        Err(_) => push_trimmed_str(out, &String::from_utf8_lossy(value)),
+    }
+}
+
+fn push_trimmed_str(out: &mut String, value: &str) {
+    let value = value.trim_matches(' ');
+    // The usual value has no run of spaces: one copy, no per-character work.
+    if !value.contains("  ") {
+        out.push_str(value);
+        return;
+    }
+    let mut after_space = false;
     for c in value.chars() {
-        if c == ' ' {
-            pending_space = started;
+        if c == ' ' && after_space {
             continue;
         }
-        if pending_space {
-            out.push(' ');
-            pending_space = false;
-        }
+        after_space = c == ' ';
         out.push(c);
-        started = true;
     }
 }
 
@@ -219,6 +225,27 @@ mod tests {
             "GET\n/\n\nhost:h:8080\nx-missing:\nX-Multi:b c,a\nx-tab:a\tb\n\n\
              host;x-missing;X-Multi;x-tab\nUNSIGNED-PAYLOAD"
         );
+    }
+
+    #[test]
+    fn values_lose_outer_spaces_and_runs_of_spaces_only() {
+        for (raw, want) in [
+            ("plain", "plain"),
+            ("  a  ", "a"),
+            ("a   b    c", "a b c"),
+            ("a\t\tb", "a\t\tb"),
+            (" \ta  b\t ", "\ta b\t"),
+            ("", ""),
+            ("     ", ""),
+            ("ü  ß", "ü ß"),
+        ] {
+            let mut out = String::new();
+            push_trimmed(&mut out, raw.as_bytes());
+            assert_eq!(out, want, "{raw:?}");
+        }
+        let mut out = String::new();
+        push_trimmed(&mut out, b"a  \xff");
+        assert_eq!(out, "a \u{fffd}");
     }
 
     #[test]
