@@ -536,3 +536,62 @@ async fn sighup_reloads_credentials_and_policies_under_load_and_refuses_a_broken
     process.signal("TERM");
     assert!(process.exited(Duration::from_secs(10)).await.success());
 }
+
+/// SIGHUP reloads the endpoint's certificate: handshakes from then on present the new one,
+/// and a client that trusts only the old one is refused at the handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_tls_certificate_for_new_handshakes() {
+    let upstream = Upstream::start().await;
+    let (_old_dir, old_ca, old_cert, old_key) = crate::support::throwaway_tls("localhost");
+    let (_new_dir, new_ca, new_cert, new_key) = crate::support::throwaway_tls("localhost");
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert, key, config) = (dir.path().join("cert.pem"), dir.path().join("key.pem"), dir.path().join("s3gate.toml"));
+    std::fs::copy(&old_cert, &cert).expect("cert");
+    std::fs::copy(&old_key, &key).expect("key");
+    private(&key);
+    let (port, metrics_port) = (free_port(), free_port());
+    let metrics = SocketAddr::from(([127, 0, 0, 1], metrics_port));
+    write_private(
+        &config,
+        &format!(
+            "listen = \"127.0.0.1:{port}\"\n\
+             metrics_listen = \"127.0.0.1:{metrics_port}\"\n\
+             upstream = \"{}\"\n\
+             upstream_credentials = \"{STORE_AKID}:{STORE_SECRET}\"\n\
+             credentials = [\"{LOAD_AKID}:{LOAD_SECRET}\"]\n\
+             tls_cert = \"{}\"\n\
+             tls_key = \"{}\"\n\
+             drain_delay = 0.2\n",
+            upstream.store.url(),
+            cert.display(),
+            key.display()
+        ),
+    );
+    let process = Process::spawn(&["--config".to_owned(), config.to_str().expect("utf-8").to_owned()]);
+    until(Duration::from_secs(30), "s3gate ready", || async move {
+        get(metrics, "/health").await.is_some_and(|(status, _)| status == 200)
+    })
+    .await;
+    let endpoint = format!("https://localhost:{port}");
+    // A fresh client each time: a new connection, so a new handshake.
+    let lists = |ca: String| {
+        let endpoint = endpoint.clone();
+        async move {
+            let client = crate::support::sdk_client(&endpoint, LOAD_AKID, LOAD_SECRET, Some(&ca));
+            client.list_buckets().send().await.map(|_| ()).map_err(|e| format!("{e:?}"))
+        }
+    };
+    lists(old_ca.clone()).await.expect("the first certificate is served");
+    assert!(lists(new_ca.clone()).await.is_err(), "the second certificate is not served yet");
+
+    std::fs::copy(&new_cert, &cert).expect("cert");
+    std::fs::copy(&new_key, &key).expect("key");
+    process.signal("HUP");
+    until(Duration::from_secs(5), "reload counted", || async move {
+        metric(metrics, "s3gate_config_reload_total{result=\"ok\"}").await == Some(1.0)
+    })
+    .await;
+    lists(new_ca).await.expect("handshakes present the reloaded certificate");
+    let old = lists(old_ca).await.expect_err("a client trusting only the old certificate is refused");
+    assert!(old.contains("ertificate") || old.contains("Tls") || old.contains("tls"), "not a TLS refusal: {old}");
+}
