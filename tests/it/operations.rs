@@ -303,10 +303,13 @@ impl Replica {
     }
 }
 
+/// `retries 0`: an NLB does not retry a connection its target refuses, so neither may HAProxy
+/// here, or a replica that closed its listener too early would go unnoticed (with the drain
+/// delay at 0 this test then fails with incomplete messages).
 fn haproxy_config(front: u16, replicas: &[Replica]) -> String {
     let mut cfg = format!(
         "global\n  maxconn 2000\n\
-         defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+         defaults\n  mode tcp\n  retries 0\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
          frontend s3\n  bind 127.0.0.1:{front}\n  default_backend s3gate\n\
          backend s3gate\n  balance roundrobin\n  option httpchk\n\
          \x20 http-check send meth GET uri /_s3gate/health ver HTTP/1.1 hdr Host s3gate\n\
