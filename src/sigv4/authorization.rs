@@ -186,11 +186,16 @@ pub(crate) fn verify_header_auth_for(
         content_sha256,
         false,
     )?;
-    let signing_key = super::key_cache::global().get(secret.expose(), &claim.scope);
-    let signature = signing_key.sign(&string_to_sign(&amz_date, &claim.scope, &creq));
+    let cache = super::key_cache::global();
+    let found = cache.find(secret.expose(), &claim.scope);
+    let signature = found.key.sign(&string_to_sign(&amz_date, &claim.scope, &creq));
     if !signatures_equal(&signature, &claim.signature) {
         return Err(SigV4Error::SignatureDoesNotMatch);
     }
+    if !found.cached {
+        cache.keep(secret.expose(), &claim.scope, &found.key);
+    }
+    let signing_key = found.key;
     check_all_amz_headers_signed(req.headers, &claim.signed_headers)?;
     Ok(Verified {
         access_key_id: claim.access_key_id,

@@ -37,6 +37,12 @@ impl Entry {
     }
 }
 
+/// A key from [`KeyCache::find`], and whether it came from the cache.
+pub struct Found {
+    pub key: SigningKey,
+    pub cached: bool,
+}
+
 /// Derived signing keys by (secret, date, region, service).
 pub struct KeyCache {
     hasher: RandomState,
@@ -50,17 +56,31 @@ impl Default for KeyCache {
 }
 
 impl KeyCache {
-    /// The signing key for `secret` and `scope`, derived once and then reused.
+    /// The signing key for `secret` and `scope`, derived once and then reused. Only for scopes
+    /// s3gate chose itself (upstream signing); a client's scope goes through [`Self::find`].
     pub fn get(&self, secret: &str, scope: &Scope) -> SigningKey {
-        // The process-random hasher keeps the table's layout from telling anything about the
-        // secrets; the entry's own comparison decides.
-        let slot = self.hasher.hash_one((secret, &scope.date, &scope.region, &scope.service));
-        if let Some(entry) = self.lock().get(&slot) {
+        let found = self.find(secret, scope);
+        if !found.cached {
+            self.keep(secret, scope, &found.key);
+        }
+        found.key
+    }
+
+    /// The cached key, or one derived now and not kept. A client's credential scope is its own
+    /// text (any region, any length) until its signature is checked: kept only then
+    /// ([`Self::keep`]), a forged request cannot fill the cache with scopes of its choosing.
+    pub fn find(&self, secret: &str, scope: &Scope) -> Found {
+        if let Some(entry) = self.lock().get(&self.slot(secret, scope)) {
             if entry.matches(secret, scope) {
-                return entry.key.clone();
+                return Found { key: entry.key.clone(), cached: true };
             }
         }
-        let key = SigningKey::derive(secret, scope);
+        Found { key: SigningKey::derive(secret, scope), cached: false }
+    }
+
+    /// Keeps a key for reuse: for a client's scope, once a signature made with it has matched.
+    pub fn keep(&self, secret: &str, scope: &Scope, key: &SigningKey) {
+        let slot = self.slot(secret, scope);
         let mut entries = self.lock();
         if entries.len() >= CAPACITY {
             entries.clear();
@@ -75,7 +95,12 @@ impl KeyCache {
                 key: key.clone(),
             },
         );
-        key
+    }
+
+    /// The process-random hasher keeps the table's layout from telling anything about the
+    /// secrets; the entry's own comparison decides.
+    fn slot(&self, secret: &str, scope: &Scope) -> u64 {
+        self.hasher.hash_one((secret, &scope.date, &scope.region, &scope.service))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
@@ -87,6 +112,12 @@ impl KeyCache {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Whether a key for this secret and scope is kept.
+    #[cfg(test)]
+    pub(crate) fn holds(&self, secret: &str, scope: &Scope) -> bool {
+        self.lock().get(&self.slot(secret, scope)).is_some_and(|e| e.matches(secret, scope))
     }
 }
 
@@ -135,6 +166,18 @@ mod tests {
             assert_eq!(bytes(&cache.get(secret, s)), bytes(&SigningKey::derive(secret, s)), "{secret} {s:?}");
         }
         assert_eq!(cache.len(), cases.len());
+    }
+
+    #[test]
+    fn find_does_not_keep_what_it_derived() {
+        let cache = KeyCache::default();
+        let s = scope("20130524", &"x".repeat(60_000));
+        let found = cache.find("secret", &s);
+        assert!(!found.cached);
+        assert_eq!(bytes(&found.key), bytes(&SigningKey::derive("secret", &s)));
+        assert_eq!(cache.len(), 0, "an unverified scope is not kept");
+        cache.keep("secret", &s, &found.key);
+        assert!(cache.find("secret", &s).cached);
     }
 
     #[test]

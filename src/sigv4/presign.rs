@@ -145,11 +145,16 @@ pub(crate) fn verify_presigned_for(
         content_sha256.unwrap_or(UNSIGNED_PAYLOAD),
         true,
     )?;
-    let signing_key = super::key_cache::global().get(secret.expose(), &scope);
-    let computed = signing_key.sign(&string_to_sign(&amz_date, &scope, &creq));
+    let cache = super::key_cache::global();
+    let found = cache.find(secret.expose(), &scope);
+    let computed = found.key.sign(&string_to_sign(&amz_date, &scope, &creq));
     if !signatures_equal(&computed, &claimed) {
         return Err(SigV4Error::SignatureDoesNotMatch);
     }
+    if !found.cached {
+        cache.keep(secret.expose(), &scope, &found.key);
+    }
+    let signing_key = found.key;
     check_all_amz_headers_signed(req.headers, &signed_headers)?;
     Ok(Verified {
         access_key_id,

@@ -274,3 +274,18 @@ fn signature_version_2_is_named_as_unsupported() {
     let headers = get_object(&format!("AWS {DOCS_AKID}:c2lnbmF0dXJl"));
     assert_eq!(verify(&headers).unwrap_err(), SigV4Error::UnsupportedSigV2);
 }
+
+/// A forged request's credential scope (its region any text the sender likes) is not kept in
+/// the signing-key cache; a verified one is.
+#[test]
+fn only_a_verified_scope_is_kept_for_reuse() {
+    let secret = "a-secret-only-this-test-uses";
+    let region = format!("forged-{}", "r".repeat(4096));
+    let forged = GET_OBJECT_AUTH.replace("us-east-1", &region);
+    assert_eq!(verify_at(&get_object(&forged), secret, at(NOW)).unwrap_err(), SigV4Error::SignatureDoesNotMatch);
+    let scope = Scope { date: "20130524".into(), region, service: "s3".into() };
+    assert!(!crate::sigv4::key_cache::global().holds(secret, &scope), "a forged scope was kept");
+
+    let verified = verify(&get_object(GET_OBJECT_AUTH)).unwrap();
+    assert!(crate::sigv4::key_cache::global().holds(DOCS_SECRET, &verified.scope));
+}
