@@ -598,3 +598,38 @@ async fn sighup_reloads_the_tls_certificate_for_new_handshakes() {
     let old = lists(old_ca).await.expect_err("a client trusting only the old certificate is refused");
     assert!(old.contains("ertificate") || old.contains("Tls") || old.contains("tls"), "not a TLS refusal: {old}");
 }
+
+/// Readiness fails while the upstream credentials cannot be obtained (the AWS default chain
+/// with nothing to find), on both listeners, while liveness still answers: a load balancer
+/// takes such a replica out, an orchestrator does not restart it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_while_the_upstream_credentials_cannot_be_obtained() {
+    let home = tempfile::tempdir().expect("dir");
+    let (port, metrics_port) = (free_port(), free_port());
+    let (addr, metrics) = (SocketAddr::from(([127, 0, 0, 1], port)), SocketAddr::from(([127, 0, 0, 1], metrics_port)));
+    // No --upstream-credentials: the default chain, given an environment where it finds nothing.
+    let child = Command::new(env!("CARGO_BIN_EXE_s3gate"))
+        .args(["serve", "--listen", &addr.to_string(), "--metrics-listen", &metrics.to_string()])
+        .args(["--upstream", "http://127.0.0.1:9", "--credentials", &format!("{LOAD_AKID}:{LOAD_SECRET}")])
+        .env_clear()
+        .env("HOME", home.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", home.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"))
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("s3gate runs");
+    let _process = Process(child);
+    until(Duration::from_secs(30), "liveness answers", || async move {
+        get(addr, "/_s3gate/live").await.is_some_and(|(status, _)| status == 200)
+    })
+    .await;
+    for (at, path) in [(addr, "/_s3gate/health"), (metrics, "/health")] {
+        let (status, body) = get(at, path).await.expect("readiness answers");
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(body.contains("upstream credentials unavailable"), "{path}: {body}");
+    }
+    assert_eq!(get(metrics, "/live").await.map(|(s, _)| s), Some(200));
+}
