@@ -27,7 +27,7 @@ use http::Uri;
 use percent_encoding::percent_decode_str;
 use time::OffsetDateTime;
 
-use super::canonical::{assemble, canonical_query, canonical_uri, encode_component, push_trimmed};
+use super::canonical::{assemble, canonical_uri, encode_component, join_params, push_trimmed};
 use super::{format_amz_date, key_cache, string_to_sign, PayloadMode, Scope, ALGORITHM};
 
 /// Why an outgoing request could not be signed. These are s3gate's faults or a request it
@@ -73,7 +73,8 @@ pub fn sign_upstream(
     for name in REPLACED {
         parts.headers.remove(name);
     }
-    parts.uri = s3_encoded_uri(&parts.uri)?;
+    let (uri, query) = s3_encoded_uri(&parts.uri)?;
+    parts.uri = uri;
     if !parts.headers.contains_key(HOST) {
         // Set it here rather than let the HTTP client derive it, so that what is sent is what
         // was signed.
@@ -108,7 +109,6 @@ pub fn sign_upstream(
         lines.push((*name, value));
     }
     let signed_headers = names.join(";");
-    let query = canonical_query(parts.uri.query().unwrap_or(""), false);
     let creq =
         assemble(parts.method.as_str(), parts.uri.path(), &query, lines.into_iter(), &signed_headers, payload_hash);
     let key = key_cache::global().get(creds.secret_access_key(), &scope);
@@ -144,10 +144,12 @@ fn host_from_uri(uri: &Uri) -> Option<HeaderValue> {
 }
 
 /// The URI with its path and query in S3's canonical encoding, query order and value-less
-/// parameters (`?uploads`) kept as sent.
-fn s3_encoded_uri(uri: &Uri) -> Result<Uri, SignError> {
+/// parameters (`?uploads`) kept as sent; and the canonical query string, the same encoded
+/// pairs sorted, so that the query is encoded once for both.
+fn s3_encoded_uri(uri: &Uri) -> Result<(Uri, String), SignError> {
     let mut path_and_query = canonical_uri(uri.path());
     let mut separator = '?';
+    let mut pairs = Vec::new();
     for param in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (name, value) = match param.split_once('=') {
             Some((name, value)) => (name, Some(value)),
@@ -156,18 +158,22 @@ fn s3_encoded_uri(uri: &Uri) -> Result<Uri, SignError> {
         for raw in std::iter::once(name).chain(value) {
             percent_decode_str(raw).decode_utf8().map_err(|_| SignError::NonUtf8Query)?;
         }
+        let (name, value) = (encode_component(name), value.map(encode_component));
         path_and_query.push(separator);
         separator = '&';
-        path_and_query.push_str(&encode_component(name));
-        if let Some(value) = value {
+        path_and_query.push_str(&name);
+        if let Some(value) = &value {
             path_and_query.push('=');
-            path_and_query.push_str(&encode_component(value));
+            path_and_query.push_str(value);
         }
+        pairs.push((name, value.unwrap_or_default()));
     }
+    pairs.sort();
     let mut parts = uri.clone().into_parts();
     parts.path_and_query =
         Some(path_and_query.parse().map_err(|e: http::uri::InvalidUri| SignError::Uri(e.to_string()))?);
-    Uri::from_parts(parts).map_err(|e| SignError::Uri(e.to_string()))
+    let uri = Uri::from_parts(parts).map_err(|e| SignError::Uri(e.to_string()))?;
+    Ok((uri, join_params(&pairs)))
 }
 
 #[cfg(test)]
