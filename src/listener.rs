@@ -17,6 +17,7 @@
 pub mod accept;
 pub mod drain;
 pub mod limits;
+mod preface;
 pub mod protocol;
 pub mod tls;
 

@@ -14,16 +14,16 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder as AutoBuilder;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use http::{header, HeaderValue};
 
 use super::drain::{Token, QUIET};
 use super::limits::{Activity, RequestGuard};
+use super::preface;
 use super::{ConnInfo, Handler, MAX_HEADERS, MAX_HEADER_BYTES};
 use crate::body::{Body, BoxError};
 
@@ -33,6 +33,9 @@ const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// Streams one HTTP/2 client may have open at once.
 const H2_MAX_STREAMS: u32 = 256;
+/// The most an HTTP/1 connection reads ahead: room for a whole head ([`MAX_HEADER_BYTES`]) and
+/// for large body reads, which cost less CPU per byte than 64 KiB ones (hyper's own default).
+const H1_MAX_BUF: usize = 400 * 1024;
 
 /// Which HTTP a listener speaks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,40 +52,31 @@ pub enum Protocol {
 /// One listener's HTTP settings, built once and shared by its connections.
 #[derive(Clone)]
 pub(super) enum Http {
-    Auto(Arc<AutoBuilder<TokioExecutor>>),
+    /// HTTP/1.1 or HTTP/2, told apart by the connection's first bytes ([`preface::sniff`]).
+    Auto(Arc<(http1::Builder, http2::Builder<TokioExecutor>)>),
     Http1(Arc<http1::Builder>),
 }
 
 impl Http {
     pub(super) fn new(protocol: Protocol, idle: Duration) -> Self {
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(idle)
+            .keep_alive(true)
+            .max_header_size(MAX_HEADER_BYTES)
+            .max_headers(MAX_HEADERS)
+            .max_buf_size(H1_MAX_BUF);
         match protocol {
             Protocol::Auto => {
-                let mut auto = AutoBuilder::new(TokioExecutor::new());
-                // hyper-util does not expose hyper's `max_header_size`; its read buffer limit is
-                // the same bound for a head (a request line and headers that do not fit are a 431).
-                auto.http1()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(idle)
-                    .keep_alive(true)
-                    .max_buf_size(MAX_HEADER_BYTES)
-                    .max_headers(MAX_HEADERS);
-                auto.http2()
-                    .timer(TokioTimer::new())
+                let mut h2 = http2::Builder::new(TokioExecutor::new());
+                h2.timer(TokioTimer::new())
                     .max_concurrent_streams(H2_MAX_STREAMS)
                     .max_header_list_size(MAX_HEADER_BYTES as u32)
                     .keep_alive_interval(H2_PING_INTERVAL)
                     .keep_alive_timeout(H2_PING_TIMEOUT);
-                Http::Auto(Arc::new(auto))
+                Http::Auto(Arc::new((h1, h2)))
             }
-            Protocol::Http1 => {
-                let mut h1 = http1::Builder::new();
-                h1.timer(TokioTimer::new())
-                    .header_read_timeout(idle)
-                    .keep_alive(true)
-                    .max_header_size(MAX_HEADER_BYTES)
-                    .max_headers(MAX_HEADERS);
-                Http::Http1(Arc::new(h1))
-            }
+            Protocol::Http1 => Http::Http1(Arc::new(h1)),
         }
     }
 
@@ -114,14 +108,27 @@ impl Http {
                 Ok::<_, Infallible>(resp.map(|body| InFlight { body, _guard: guard }))
             }
         });
-        let io = TokioIo::new(io);
         match self {
-            Http::Auto(auto) => {
-                let connection = auto.serve_connection(io, svc);
-                drive(connection, |c| c.graceful_shutdown(), &activity, idle, drain).await;
+            Http::Auto(builders) => {
+                // A client that sends nothing is given the same time as one that sends half a head.
+                let (h2, io) = match tokio::time::timeout(idle, preface::sniff(io)).await {
+                    Ok(Ok(Some(sniffed))) => sniffed,
+                    Ok(Ok(None)) => return,
+                    Ok(Err(e)) => return tracing::debug!(error = %e, "connection failed before its first request"),
+                    Err(_) => return tracing::debug!("no request within {idle:?}: connection closed"),
+                };
+                let (h1_builder, h2_builder) = &**builders;
+                let io = TokioIo::new(io);
+                if h2 {
+                    let connection = h2_builder.serve_connection(io, svc);
+                    drive(connection, |c| c.graceful_shutdown(), &activity, idle, drain).await;
+                } else {
+                    let connection = h1_builder.serve_connection(io, svc);
+                    drive(connection, |c| c.graceful_shutdown(), &activity, idle, drain).await;
+                }
             }
             Http::Http1(h1) => {
-                let connection = h1.serve_connection(io, svc).with_upgrades();
+                let connection = h1.serve_connection(TokioIo::new(io), svc).with_upgrades();
                 drive(connection, |c| c.graceful_shutdown(), &activity, idle, drain).await;
             }
         }
