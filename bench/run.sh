@@ -18,7 +18,8 @@
 # result. Targets that are missed are reported, not fatal; everything started is stopped on exit.
 # `--quick` is a smoke run (one round, short durations, 32 MiB objects in the memory tests).
 # KEEP=1 keeps the temp folder (logs, raw JSON) for inspection; BIN=DIR takes s3gate and
-# s3gate-bench from DIR instead of building them.
+# s3gate-bench from DIR instead of building them. BASE=DIR runs the s3gate in DIR beside it as a
+# baseline (targets .../base, in the same rounds) and adds a table comparing the two builds.
 
 set -euo pipefail
 
@@ -147,7 +148,7 @@ start_nginx() { # name template listen-port [@NAME@=value ...]
 # Starts `s3gate serve` in front of an origin; sets GATE_PID. Extra arguments go to s3gate.
 start_gate() { # name port origin-port [args...]
     local name=$1 port=$2 origin=$3; shift 3
-    "$BIN/s3gate" serve --listen "127.0.0.1:$port" --upstream "http://127.0.0.1:$origin" \
+    "${GATE_BIN:-$BIN}/s3gate" serve --listen "127.0.0.1:$port" --upstream "http://127.0.0.1:$origin" \
         --upstream-credentials "$STORE_AK:$STORE_SK" --credentials "$CLIENT_AK:$CLIENT_SK" \
         --region "$REGION" --shutdown-grace 1 "$@" >"$WORK/$name.log" 2>&1 &
     GATE_PID=$!; PIDS+=("$GATE_PID")
@@ -182,6 +183,16 @@ start_nginx store-nginx nginx.conf.template "$STORE_NGINX_PORT" "@UPSTREAM@=127.
 STORE_NGINX_PID=$NGINX_PID
 STORE_GATE_PORT=$(free_port); start_gate store-s3gate "$STORE_GATE_PORT" "$STORE_PORT"; STORE_GATE_PID=$GATE_PID
 
+# The baseline build, if any, in front of the same origins.
+if [ -n "${BASE:-}" ]; then
+    log "baseline: the s3gate in $BASE"
+    FAST_BASE_PORT=$(free_port); GATE_BIN=$BASE start_gate fast-base "$FAST_BASE_PORT" "$FAST_PORT"; FAST_BASE_PID=$GATE_PID
+    FAST_BASE_TLS_PORT=$(free_port)
+    GATE_BIN=$BASE start_gate fast-base-tls "$FAST_BASE_TLS_PORT" "$FAST_PORT" --tls-cert "$WORK/tls.pem" --tls-key "$WORK/tls.key"
+    FAST_BASE_TLS_PID=$GATE_PID
+    STORE_BASE_PORT=$(free_port); GATE_BIN=$BASE start_gate store-base "$STORE_BASE_PORT" "$STORE_PORT"; STORE_BASE_PID=$GATE_PID
+fi
+
 # --- measuring ---------------------------------------------------------------------------------
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -213,6 +224,9 @@ proxy_pids() {
         fast/http/s3gate) echo "$FAST_GATE_PID" ;;
         fast/https/s3gate) echo "$FAST_GATE_TLS_PID" ;;
         store/http/s3gate) echo "$STORE_GATE_PID" ;;
+        fast/http/base) echo "$FAST_BASE_PID" ;;
+        fast/https/base) echo "$FAST_BASE_TLS_PID" ;;
+        store/http/base) echo "$STORE_BASE_PID" ;;
     esac
 }
 origin_pids() {
@@ -231,6 +245,9 @@ endpoint_of() {
         store/http/origin) echo "http://127.0.0.1:$STORE_PORT" ;;
         store/http/nginx) echo "http://127.0.0.1:$STORE_NGINX_PORT" ;;
         store/http/s3gate) echo "http://127.0.0.1:$STORE_GATE_PORT" ;;
+        fast/http/base) echo "http://127.0.0.1:$FAST_BASE_PORT" ;;
+        fast/https/base) echo "https://127.0.0.1:$FAST_BASE_TLS_PORT" ;;
+        store/http/base) echo "http://127.0.0.1:$STORE_BASE_PORT" ;;
     esac
 }
 
@@ -242,7 +259,7 @@ ROUND=0
 bench() { # scenario target bench-args...
     local scenario=$1 target=$2; shift 2
     local ak=$CLIENT_AK sk=$CLIENT_SK
-    case "$target" in */s3gate) ;; *) ak=$STORE_AK; sk=$STORE_SK ;; esac
+    case "$target" in */s3gate|*/base) ;; *) ak=$STORE_AK; sk=$STORE_SK ;; esac
     local proxy origin
     proxy=${PROXY_PIDS_OVERRIDE:-$(proxy_pids "$target")}; origin=${ORIGIN_PIDS_OVERRIDE:-$(origin_pids "$target")}
     local p0 s0 m0 i0 t0 t1 p1 s1 m1 i1 out times rc=0
@@ -284,6 +301,9 @@ sample_rss() { # pid
 TARGETS_HTTP=(fast/http/origin fast/http/nginx fast/http/s3gate)
 TARGETS_HTTPS=(fast/https/nginx fast/https/s3gate)
 TARGETS_STORE=(store/http/origin store/http/nginx store/http/s3gate)
+if [ -n "${BASE:-}" ]; then
+    TARGETS_HTTP+=(fast/http/base); TARGETS_HTTPS+=(fast/https/base); TARGETS_STORE+=(store/http/base)
+fi
 for ROUND in $(seq "$ROUNDS"); do
     log "round $ROUND of $ROUNDS"
     for target in "${TARGETS_HTTP[@]}" "${TARGETS_HTTPS[@]}" "${TARGETS_STORE[@]}"; do
@@ -338,10 +358,10 @@ jq -c -s 'map(. + {key: (if .scenario == "4 KiB GET" then .total.ops_per_s else 
 verdict() { awk -v r="$1" -v min="$2" 'BEGIN { print (r != "n/a" && r + 0 >= min) ? "pass" : "**FAIL**" }'; }
 # The s3gate/nginx ratio of each round (the two ran back to back) and their median: steadier than
 # the ratio of two medians that may come from different rounds.
-round_ratios() { # scenario origin/scheme field
-    jq -s -r --arg s "$1" --arg p "$2" --arg f "$3" '
+round_ratios() { # scenario origin/scheme field [proxy, default s3gate]
+    jq -s -r --arg s "$1" --arg p "$2" --arg f "$3" --arg g "${4:-s3gate}" '
         map(select(.scenario == $s)) | group_by(.round)
-        | map((map(select(.target == $p + "/s3gate"))[0].total[$f] // 0) as $g
+        | map((map(select(.target == $p + "/" + $g))[0].total[$f] // 0) as $g
               | (map(select(.target == $p + "/nginx"))[0].total[$f] // 0) as $n
               | if $n > 0 then $g / $n else empty end)
         | if length == 0 then "n/a n/a"
@@ -404,6 +424,22 @@ report() {
         ok=$(awk -v k="$peak" 'BEGIN { print (k > 0 && k < 64 * 1024) ? "pass" : "**FAIL**" }')
         echo "| s3gate peak VmRSS, ${MEM_CLIENTS}x $MEM_SIZE PUT+GET, $label origin | $(mib "$peak") MiB | | | | | | < 64 MiB | $ok |"
     done
+    if [ -n "${BASE:-}" ]; then
+        echo
+        echo "Baseline: the s3gate in \`$BASE\` (base) beside this build, in the same rounds."
+        echo
+        echo "| check | base/nginx | s3gate/nginx | base CPU | s3gate CPU |"
+        echo "|---|---:|---:|---:|---:|"
+        local sc f rb rs
+        for p in fast/http fast/https store/http; do
+            for sc in "4 KiB GET" "64 MiB GET" "64 MiB PUT"; do
+                f=mib_per_s; [ "$sc" = "4 KiB GET" ] && f=ops_per_s
+                read -r rb _ <<<"$(round_ratios "$sc" "$p" "$f" base)"
+                read -r rs _ <<<"$(round_ratios "$sc" "$p" "$f")"
+                echo "| $sc, $p | $rb | $rs | $(cpu_cost "$sc" "$p/base") | $(cpu_cost "$sc" "$p/s3gate") |"
+            done
+        done
+    fi
     echo
     echo "CPU: the proxy's CPU time per request (4 KiB GET) or per GiB moved (64 MiB), over all rounds."
     echo "Memory tests: VmRSS of a fresh s3gate sampled every 100 ms; \`early\` is an origin that answers each PUT"
