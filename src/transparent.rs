@@ -176,8 +176,12 @@ impl Passthrough {
     async fn dial(&self, host: &Host) -> Result<TcpStream, DialError> {
         let dest = Destination { host: host.clone(), port: HTTPS };
         let timeout = self.config.connect_timeout;
-        if self.resolvers.is_empty() || self.config.connect_to.iter().any(|r| r.applies_to(&dest)) {
-            let stream = dial(&dest, &self.config.connect_to, timeout).await?;
+        // A connect-to rule is the operator's own choice of address, trusted as it is.
+        if self.config.connect_to.iter().any(|r| r.applies_to(&dest)) {
+            return dial(&dest, &self.config.connect_to, timeout).await;
+        }
+        if self.resolvers.is_empty() {
+            let stream = dial(&dest, &[], timeout).await?;
             return match stream.peer_addr() {
                 Ok(at) if self.own.contains(&at.ip()) => Err(loop_error(&dest)),
                 _ => Ok(stream),
