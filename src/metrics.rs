@@ -160,7 +160,10 @@ impl Metrics {
             ),
             active_tunnels: register(
                 r,
-                IntGauge::with_opts(Opts::new("s3gate_active_tunnels", "Forward-proxy CONNECT tunnels open now.")),
+                IntGauge::with_opts(Opts::new(
+                    "s3gate_active_tunnels",
+                    "Forward-proxy CONNECT tunnels and transparent-mode splices open now.",
+                )),
             ),
             credential_refreshes: register(
                 r,

@@ -174,7 +174,7 @@ async fn the_hello_is_replayed_byte_for_byte_and_half_closes_pass_through() {
 }
 
 #[tokio::test]
-async fn an_idle_connection_is_closed_and_a_hello_that_never_comes_too() {
+async fn an_idle_connection_is_closed() {
     let (silent, _s) = wire::silent_server().await;
     let running = gateway(|a| {
         a.transparent.transparent_connect_to = connect_s3_to(silent);
@@ -213,4 +213,31 @@ async fn every_connection_leaves_an_audit_record() {
     let refused = lines.iter().find(|l| l["status"] == 403).expect("the refused connection");
     assert_eq!(refused["destination"], "example.com:443");
     assert!(refused["error_code"].as_str().is_some_and(|r| r.contains("not in the allow list")), "{refused}");
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_and_cuts_a_splice_still_open_after_the_grace_period() {
+    let (silent, _s) = wire::silent_server().await;
+    let running = gateway(|a| a.transparent.transparent_connect_to = connect_s3_to(silent)).await;
+    let at = transparent_addr(&running);
+    let mut open = TcpStream::connect(at).await.expect("connect");
+    open.write_all(&client_hello("s3.us-east-1.amazonaws.com")).await.expect("hello");
+    // The splice is up once the metrics count it as open.
+    let spliced = r#"s3gate_active_tunnels 1"#;
+    for _ in 0..200 {
+        if running.metrics.render().contains(spliced) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(running.metrics.render().contains(spliced), "the splice never opened");
+    let started = std::time::Instant::now();
+    running.stop().await;
+    let took = started.elapsed();
+    // `shutdown_grace` is 1 s in these tests: waited for, then cut.
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "stopped after {took:?}");
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), open.read_to_end(&mut rest)).await.expect("closed");
+    assert!(read.is_err() || rest.is_empty(), "{read:?}");
+    assert!(TcpStream::connect(at).await.is_err(), "still accepting after shutdown");
 }

@@ -9,13 +9,13 @@ use super::gateway;
 use crate::forward::clients::find_tool;
 
 /// dnsmasq on a free port on 127.0.0.1, serving only the records given, nothing else.
-struct Dnsmasq {
-    addr: SocketAddr,
+pub struct Dnsmasq {
+    pub addr: SocketAddr,
     child: tokio::process::Child,
 }
 
 impl Dnsmasq {
-    async fn start() -> Dnsmasq {
+    pub async fn start() -> Dnsmasq {
         // A free port for UDP and TCP both: bound, noted, released.
         let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
         let port = probe.local_addr().expect("addr").port();
@@ -36,6 +36,8 @@ impl Dnsmasq {
                 "--host-record=db.site.test,192.0.2.10,2001:db8::10",
                 "--cname=www.site.test,web.site.test",
                 "--cname=web.site.test,db.site.test",
+                // An S3 name the site resolves to an address that is s3gate's own answer.
+                "--host-record=loop.s3.us-east-1.amazonaws.com,127.0.0.7",
             ])
             .arg(format!("--port={port}"))
             .args(&long_txt)
@@ -148,4 +150,32 @@ async fn clients_outside_the_allowed_networks_are_refused() {
         }
     }
     running.stop().await;
+}
+
+#[tokio::test]
+async fn the_passthrough_resolves_through_the_upstream_and_refuses_a_loop_to_itself() {
+    let site = Dnsmasq::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("audit.jsonl");
+    let running = gateway(|a| {
+        a.dns.dns_listen = Some("127.0.0.1:0".into());
+        a.dns.dns_answer = vec!["127.0.0.7".into()];
+        a.dns.dns_upstream = vec![site.addr.to_string()];
+        a.audit_log = Some(log.display().to_string());
+    })
+    .await;
+    // The site's resolver says the name is s3gate (127.0.0.7): dialling it would loop.
+    let hello = super::client_hello("loop.s3.us-east-1.amazonaws.com");
+    let back = super::send_hello(running.transparent_addr.expect("transparent"), &hello).await;
+    assert_eq!(back, [0x15, 3, 3, 0, 2, 2, 80], "an internal_error alert");
+    let metrics = running.metrics.render();
+    assert!(
+        metrics.contains(
+            r#"s3gate_requests_total{action="transparent:passthrough",mode="transparent",status_class="5xx"} 1"#
+        ),
+        "{metrics}"
+    );
+    running.stop().await;
+    let audit = std::fs::read_to_string(&log).expect("audit log");
+    assert!(audit.contains("resolves to s3gate itself"), "{audit}");
 }
