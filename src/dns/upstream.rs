@@ -13,9 +13,9 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-/// The largest UDP answer read from an upstream (EDNS allows up to 64 KiB; 4 KiB is what
-/// resolvers offer by default, and larger answers come by TCP).
-const MAX_UDP: usize = 4096;
+/// The largest UDP answer read from an upstream: the client's EDNS size travels with its
+/// question and may allow up to 64 KiB, and a datagram cut short would not parse.
+const MAX_UDP: usize = 65_535;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {

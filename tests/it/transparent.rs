@@ -6,6 +6,7 @@
 
 mod clients;
 mod dns;
+mod settings;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
