@@ -60,6 +60,8 @@ pub enum RunError {
     NoListener,
     #[error(transparent)]
     Dns(#[from] dns::DnsError),
+    #[error("inspect mode: {0}")]
+    Inspect(String),
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
@@ -239,7 +241,9 @@ fn start_transparent(
 ) -> Result<Option<SocketAddr>, RunError> {
     let (Some(tcp), Some(tc)) = (tcp, &config.transparent) else { return Ok(None) };
     let at = tcp.local_addr().map_err(|source| ListenError::Bind { addr: tc.listen, source })?;
+    let inspect = tc.inspect.as_ref().map(transparent::inspect::Inspect::new).transpose().map_err(RunError::Inspect)?;
     let passthrough = transparent::Passthrough {
+        inspect,
         config: tc.clone(),
         access: config.access.clone(),
         resolvers: config.resolvers.clone(),

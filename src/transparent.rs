@@ -20,6 +20,7 @@
 //! every other does.
 
 pub mod hello;
+pub mod inspect;
 mod record;
 
 use std::net::{IpAddr, SocketAddr};
@@ -61,6 +62,8 @@ pub struct Passthrough {
     pub own: Vec<IpAddr>,
     pub metrics: Metrics,
     pub audit: Option<crate::audit::AuditLog>,
+    /// Inspect mode, for the names it covers.
+    pub inspect: Option<inspect::Inspect>,
 }
 
 /// Accepts until shutdown, then lets spliced connections finish for up to `grace`.
@@ -137,6 +140,13 @@ impl Passthrough {
         record.allowed = true;
         record.status = 200;
         let _open = self.metrics.tunnel_opened();
+        if let Some(inspect) = self.inspect.as_ref().filter(|i| i.covers(&host)) {
+            record.action = "transparent:inspect";
+            if let Err(why) = inspect::serve(self, inspect, client, who, hello.bytes, &host, upstream).await {
+                record.reason = Some(why);
+            }
+            return;
+        }
         if let Err(why) = self.splice(client, &hello.bytes, upstream, &record).await {
             record.reason = Some(why);
         }
@@ -157,6 +167,11 @@ impl Passthrough {
                 record.bucket = bucket;
                 Ok(host)
             }
+            // Inspection sees the bucket of a path-style request in its path, and checks it there.
+            Err(NameRefusal::NoBucket(_)) if self.inspected(name) => match self.config.names.serves(name) {
+                Some(host) => Ok(host),
+                None => Err(TlsAlertDescription::UnrecognizedName),
+            },
             Err(e @ (NameRefusal::Bucket(_) | NameRefusal::NoBucket(_))) => {
                 if let NameRefusal::Bucket(b) = &e {
                     record.bucket = Some(b.clone());
@@ -169,6 +184,11 @@ impl Passthrough {
                 Err(TlsAlertDescription::UnrecognizedName)
             }
         }
+    }
+
+    fn inspected(&self, name: &str) -> bool {
+        let host = crate::forward_rules::allow::Host::parse(name);
+        matches!((&self.inspect, host), (Some(i), Ok(h)) if i.covers(&h))
     }
 
     /// The real endpoint for `host`: a connect-to rule, else the upstream resolvers, else

@@ -6,6 +6,7 @@
 //! [`resolve`] and `validate.rs` [`TransparentResolved::validate`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -13,7 +14,7 @@ use serde::Deserialize;
 
 use super::declare::{settings, Env};
 use super::{invalid, ConfigError};
-use crate::forward_rules::allow::{AllowList, AWS_S3_TOKEN};
+use crate::forward_rules::allow::{AllowList, HostPattern, AWS_S3_TOKEN};
 use crate::forward_rules::connect_to::ConnectTo;
 pub use crate::forward_rules::names::S3Names;
 
@@ -45,6 +46,23 @@ settings! {
         /// Connect timeout to the real endpoint, in seconds [default: 10].
         #[arg(value_name = "SECONDS")]
         transparent_connect_timeout as connect_timeout: Option<u64> = DEFAULT_CONNECT_TIMEOUT,
+        /// Server name whose TLS is terminated and whose requests are read, checked and audited
+        /// (repeatable; allow-list grammar); needs --inspect-ca-cert [default: none].
+        #[arg(value_name = "PATTERN")]
+        transparent_inspect as inspect: Vec<String>,
+        /// IAM action an inspected request may be (repeatable; `*` and `?`, e.g. `s3:Get*`)
+        /// [default: every action].
+        #[arg(value_name = "ACTION")]
+        transparent_allow_action as allow_action: Vec<String>,
+        /// PEM CA certificate that issues inspect mode's certificates; clients must trust it.
+        #[arg(value_name = "FILE", requires = "inspect_ca_key")]
+        inspect_ca_cert as inspect_ca_cert: Option<PathBuf>,
+        /// PEM private key of --inspect-ca-cert; must not be readable by others.
+        #[arg(value_name = "FILE", requires = "inspect_ca_cert")]
+        inspect_ca_key as inspect_ca_key: Option<PathBuf>,
+        /// Extra PEM CA certificate(s) trusted for the real endpoint behind inspected names.
+        #[arg(value_name = "FILE")]
+        transparent_upstream_ca as upstream_ca: Option<PathBuf>,
     }
 
     /// `s3gate serve --transparent-*` flags.
@@ -66,9 +84,22 @@ settings! {
     }
 }
 
+/// Inspect mode: which names, which actions, and the CA that issues their certificates.
+#[derive(Debug, Clone)]
+pub struct InspectConfig {
+    pub names: Vec<HostPattern>,
+    /// IAM action patterns (`*`, `?`); empty: every action.
+    pub actions: Vec<String>,
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+    pub upstream_ca: Option<PathBuf>,
+}
+
 /// The validated transparent-listener configuration.
 #[derive(Debug, Clone)]
 pub struct TransparentConfig {
+    /// Names whose TLS is terminated instead of passed through; `None`: every name passes.
+    pub inspect: Option<InspectConfig>,
     pub listen: SocketAddr,
     pub names: S3Names,
     pub connect_to: Vec<ConnectTo>,
@@ -76,6 +107,36 @@ pub struct TransparentConfig {
     pub connect_timeout: Duration,
     /// `--max-connections`, counted on this listener alone.
     pub max_connections: usize,
+}
+
+impl TransparentResolved {
+    fn inspect(&self) -> Result<Option<InspectConfig>, ConfigError> {
+        if self.inspect.is_empty() {
+            if self.inspect_ca_cert.is_some() || !self.allow_action.is_empty() {
+                return Err(invalid(
+                    "inspect-ca-cert or transparent-allow-action is set but transparent-inspect is not",
+                ));
+            }
+            return Ok(None);
+        }
+        let (Some(ca_cert), Some(ca_key)) = (&self.inspect_ca_cert, &self.inspect_ca_key) else {
+            return Err(invalid("transparent-inspect needs inspect-ca-cert and inspect-ca-key"));
+        };
+        let names =
+            AllowList::parse_patterns(&self.inspect).map_err(|e| invalid(format!("transparent-inspect: {e}")))?;
+        for a in &self.allow_action {
+            if !a.starts_with("s3:") {
+                return Err(invalid(format!("transparent-allow-action: not an S3 action: {a:?}")));
+            }
+        }
+        Ok(Some(InspectConfig {
+            names,
+            actions: self.allow_action.clone(),
+            ca_cert: ca_cert.clone(),
+            ca_key: ca_key.clone(),
+            upstream_ca: self.upstream_ca.clone(),
+        }))
+    }
 }
 
 /// Merges CLI > env > file > default for the transparent options. Reads nothing.
@@ -120,6 +181,7 @@ impl TransparentResolved {
             .map(|r| ConnectTo::parse(r).map_err(|e| invalid(format!("transparent-connect-to: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(TransparentConfig {
+            inspect: self.inspect()?,
             listen,
             names: self.names()?,
             connect_to,

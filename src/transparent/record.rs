@@ -9,7 +9,7 @@ use crate::forward::traffic::Traffic;
 use crate::metrics::{Metrics, Mode};
 
 /// What one connection did: logged under target `s3gate::transparent`, counted with
-/// `mode="transparent"`, action `transparent:passthrough`.
+/// `mode="transparent"`, action `transparent:passthrough` (or `transparent:inspect`).
 pub struct Record {
     pub peer: SocketAddr,
     pub server_name: Option<String>,
@@ -19,6 +19,9 @@ pub struct Record {
     pub status: u16,
     pub reason: Option<String>,
     pub traffic: Arc<Traffic>,
+    /// `transparent:passthrough`, or `transparent:inspect` for a connection whose requests
+    /// have records of their own.
+    pub action: &'static str,
     metrics: Metrics,
     audit: Option<crate::audit::AuditLog>,
 }
@@ -55,6 +58,7 @@ impl Record {
             status: 0,
             reason: None,
             traffic: Arc::new(Traffic::default()),
+            action: "transparent:passthrough",
             metrics,
             audit,
         }
@@ -76,7 +80,7 @@ impl Drop for Record {
     fn drop(&mut self) {
         let duration = self.traffic.started().elapsed();
         let duration_ms = duration.as_millis() as u64;
-        let action = "transparent:passthrough";
+        let action = self.action;
         let (up, down) = (self.traffic.up(), self.traffic.down());
         self.metrics.request_finished(Mode::Transparent, action, self.status, duration, up, down);
         tracing::info!(

@@ -6,6 +6,7 @@
 
 mod clients;
 mod dns;
+mod inspect;
 mod settings;
 
 use std::collections::HashMap;

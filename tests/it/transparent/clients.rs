@@ -39,7 +39,7 @@ async fn awscli_with_only_its_resolver_changed() {
 
 /// The script's environment: AWS's defaults, the store's keys, the test CA, and resolution
 /// through s3gate; no endpoint, no proxy.
-fn script(
+pub fn script(
     origin: &Origin,
     running: &s3gate::Running,
     runner: &str,
