@@ -107,3 +107,45 @@ impl ResolvesServerCert for Issuer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca_files(dir: &Path, mode: u32) -> (std::path::PathBuf, std::path::PathBuf) {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).expect("ca");
+        let (c, k) = (dir.join("ca.pem"), dir.join("ca.key"));
+        std::fs::write(&c, ca.pem()).expect("write");
+        std::fs::write(&k, key.serialize_pem()).expect("write");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&k, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+        (c, k)
+    }
+
+    #[test]
+    fn certificates_are_issued_once_per_name_and_cached() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (c, k) = ca_files(dir.path(), 0o600);
+        let issuer = Issuer::load(&c, &k).expect("loads");
+        let a = issuer.certificate("a.s3.us-east-1.amazonaws.com").expect("issued");
+        let again = issuer.certificate("a.s3.us-east-1.amazonaws.com").expect("cached");
+        assert!(Arc::ptr_eq(&a, &again), "issued twice");
+        issuer.certificate("s3.us-east-1.amazonaws.com").expect("issued");
+        assert_eq!(issuer.cached(), 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_ca_key_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (c, k) = ca_files(dir.path(), 0o644);
+        let err = Issuer::load(&c, &k).expect_err("world-readable key");
+        assert!(err.contains("readable by others"), "{err}");
+    }
+}
