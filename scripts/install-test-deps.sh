@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests that drive real S3 clients need, and what the benchmarks use:
 #   Debian: rclone, s3cmd, nginx, squid, curl, haproxy (rolling-restart test), systemd
-#     (systemd-analyze checks deploy/systemd)
-#   PyPI, in a venv at .venv: the newest awscli (v1), boto3, requests, and the validators of
+#     (systemd-analyze checks deploy/systemd), bind9-dnsutils (dig) and dnsmasq-base (the
+#     transparent-mode DNS tests)
+#   PyPI, in a venv at .venv: the newest awscli (v1), boto3, requests, dnspython (resolution
+#   through s3gate's DNS responder in the transparent-mode client tests), and the validators of
 #   deploy/: cfn-lint (CloudFormation) and kubernetes-validate (Kubernetes schemas, offline)
 # Idempotent: apt-get runs only when a package is missing, pip only when the venv is new, a
 # package is missing, or the last upgrade is older than a day (S3GATE_DEPS_UPGRADE=1 forces it).
@@ -12,8 +14,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
-apt_packages=(rclone s3cmd nginx squid curl haproxy systemd)
-py_packages=(awscli boto3 requests cfn-lint kubernetes-validate)
+apt_packages=(rclone s3cmd nginx squid curl haproxy systemd bind9-dnsutils dnsmasq-base)
+py_packages=(awscli boto3 requests dnspython cfn-lint kubernetes-validate)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -47,7 +49,7 @@ need_pip=0
 for tool in aws cfn-lint kubernetes-validate; do
     [ -x "$venv/bin/$tool" ] || need_pip=1
 done
-"$venv/bin/python" -c 'import boto3, requests, awscli' 2>/dev/null || need_pip=1
+"$venv/bin/python" -c 'import boto3, requests, awscli, dns.resolver' 2>/dev/null || need_pip=1
 if [ "$need_pip" = 1 ]; then
     echo "install-test-deps: upgrading ${py_packages[*]} in $venv"
     "$venv/bin/python" -m pip install -q --upgrade pip
@@ -64,5 +66,6 @@ echo "  s3cmd $(s3cmd --version 2>&1 | awk '{print $NF}')"
 echo "  $(nginx -v 2>&1)"
 echo "  $(/usr/sbin/squid -v 2>/dev/null | head -n1)"
 echo "  $(curl --version | head -n1)"
+echo "  $(dig -v 2>&1 | head -n1), $(dnsmasq --version | head -n1)"
 echo "  cfn-lint $("$venv/bin/cfn-lint" --version 2>&1 | awk '{print $NF}'), kubernetes-validate $("$venv/bin/kubernetes-validate" --version 2>&1)"
 echo "  $(systemd-analyze --version | head -n1)"

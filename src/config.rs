@@ -27,17 +27,21 @@ use serde::Deserialize;
 use crate::credentials::{Credential, KeyStore};
 
 mod declare;
+pub mod dns;
 pub mod forward;
 mod load;
 mod routes;
 mod settings;
+pub mod transparent;
 mod validate;
 
 pub use declare::{Env, Key, Seconds};
+pub use dns::{DnsArgs, DnsConfig};
 pub use forward::{ForwardArgs, ForwardConfig, ForwardFile, ForwardResolved};
 pub use load::read_config_file;
 pub use routes::{AccessConfig, RouteConfig};
 pub use settings::{ClientFile, FileConfig, Resolved, RouteFile, ServeArgs, DEFAULT_LISTEN, DEFAULT_REGION};
+pub use transparent::{InspectConfig, S3Names, TransparentArgs, TransparentConfig};
 
 /// How the upstream is addressed: `https://host/bucket/key` or `https://bucket.host/key`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
@@ -122,10 +126,17 @@ pub struct Config {
     pub access: AccessConfig,
     pub metrics_listen: Option<SocketAddr>,
     pub audit_log: Option<String>,
-    /// False with `listen = "none"`: only the forward proxy runs, and `listen` is unused.
+    /// False with `listen = "none"`: only the other listeners run, and `listen` is unused.
     pub endpoint: bool,
     /// The forward proxy, when `forward-listen` is set.
     pub forward: Option<ForwardConfig>,
+    /// The SNI passthrough listener, when `transparent-listen` is set.
+    pub transparent: Option<TransparentConfig>,
+    /// The DNS responder, when `dns-listen` is set.
+    pub dns: Option<DnsConfig>,
+    /// `--dns-upstream`: where the transparent listener resolves the real S3 names (the
+    /// system resolver may be s3gate's own responder); empty: the system resolver.
+    pub resolvers: Vec<SocketAddr>,
 }
 
 impl Config {
@@ -154,9 +165,10 @@ impl Config {
     }
 }
 
-/// Every declared key: the endpoint's, then the forward proxy's (`[forward]`).
+/// Every declared key: the endpoint's, then the forward proxy's (`[forward]`), the
+/// transparent listener's (`[transparent]`) and the DNS responder's (`[dns]`).
 pub fn keys() -> impl Iterator<Item = &'static Key> {
-    settings::KEYS.iter().chain(forward::KEYS)
+    settings::KEYS.iter().chain(forward::KEYS).chain(transparent::KEYS).chain(dns::KEYS)
 }
 
 /// How a file the settings name is used, which decides how it is read.

@@ -19,7 +19,7 @@ pub use crate::forward_rules::{allow, auth};
 pub mod dial;
 mod exchange;
 mod record;
-mod traffic;
+pub mod traffic;
 mod tunnel;
 
 use std::future::Future;

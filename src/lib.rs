@@ -9,6 +9,7 @@ pub mod body;
 pub mod checksum;
 pub mod config;
 pub mod credentials;
+pub mod dns;
 pub mod error;
 pub mod forward;
 pub mod forward_rules;
@@ -31,6 +32,7 @@ pub mod shutdown;
 pub mod sigv4;
 pub mod store;
 pub mod telemetry;
+pub mod transparent;
 pub mod upstream;
 
 use std::net::SocketAddr;
@@ -54,8 +56,12 @@ pub enum RunError {
     Upstream(#[from] upstream::UpstreamError),
     #[error("audit log: {0}")]
     Audit(std::io::Error),
-    #[error("nothing to serve: listen is none and forward-listen is not set")]
+    #[error("nothing to serve: listen is none and no other listener is set")]
     NoListener,
+    #[error(transparent)]
+    Dns(#[from] dns::DnsError),
+    #[error("inspect mode: {0}")]
+    Inspect(String),
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
@@ -92,6 +98,10 @@ pub struct Running {
     pub metrics: metrics::Metrics,
     /// The forward proxy's listener, when `--forward-listen` is set.
     pub forward_addr: Option<SocketAddr>,
+    /// The transparent (SNI passthrough) listener, when `--transparent-listen` is set.
+    pub transparent_addr: Option<SocketAddr>,
+    /// The DNS responder (UDP and TCP on the same port), when `--dns-listen` is set.
+    pub dns_addr: Option<SocketAddr>,
     pub shutdown: Shutdown,
     /// What a reload replaces.
     live: Arc<Live>,
@@ -154,7 +164,22 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         None => None,
     };
     let endpoint_tcp = if config.endpoint { Some(listener::bind(config.listen).await?) } else { None };
+    let transparent_tcp = match &config.transparent {
+        Some(tc) => Some(listener::bind(tc.listen).await?),
+        None => None,
+    };
+    let dns_sockets = match &config.dns {
+        Some(dc) => Some(dns::Sockets::bind(dc.listen).await?),
+        None => None,
+    };
     let mut tasks = Vec::new();
+    let transparent_addr = start_transparent(&config, transparent_tcp, &metrics, &audit, &shutdown, &mut tasks)?;
+    let mut dns_addr = None;
+    if let (Some(sockets), Some(dc)) = (dns_sockets, &config.dns) {
+        let at = sockets.local_addr().map_err(|source| ListenError::Bind { addr: dc.listen, source })?;
+        dns_addr = Some(at);
+        tasks.push(tokio::spawn(dns::serve(sockets, dc.clone(), shutdown.clone())));
+    }
     let mut forward_addr = None;
     if let Some((l, fc)) = forward_listener {
         forward_addr = Some(l.local_addr().map_err(|source| ListenError::Bind { addr: fc.listen, source })?);
@@ -169,10 +194,10 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
             grace,
         )));
     }
-    // With `listen = none` only the forward proxy runs, and `addr` is its address.
+    // With `listen = none` the other listeners run, and `addr` is the first one's address.
     let addr = match &endpoint_tcp {
         Some(l) => l.local_addr().map_err(|source| ListenError::Bind { addr: config.listen, source })?,
-        None => forward_addr.ok_or(RunError::NoListener)?,
+        None => forward_addr.or(transparent_addr).or(dns_addr).ok_or(RunError::NoListener)?,
     };
     let metrics_addr = match config.metrics_listen {
         Some(at) => {
@@ -202,7 +227,32 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
     if let Some(tcp) = endpoint_tcp {
         tasks.push(tokio::spawn(listener::serve(tcp, options, EndpointHandler(live.clone()), shutdown.clone())));
     }
-    Ok(Running { addr, metrics_addr, metrics, forward_addr, shutdown, live, tasks })
+    Ok(Running { addr, metrics_addr, metrics, forward_addr, transparent_addr, dns_addr, shutdown, live, tasks })
+}
+
+/// Starts the transparent listener on its bound socket, if there is one; returns its address.
+fn start_transparent(
+    config: &Config,
+    tcp: Option<tokio::net::TcpListener>,
+    metrics: &metrics::Metrics,
+    audit: &Option<audit::AuditLog>,
+    shutdown: &Shutdown,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<Option<SocketAddr>, RunError> {
+    let (Some(tcp), Some(tc)) = (tcp, &config.transparent) else { return Ok(None) };
+    let at = tcp.local_addr().map_err(|source| ListenError::Bind { addr: tc.listen, source })?;
+    let inspect = tc.inspect.as_ref().map(transparent::inspect::Inspect::new).transpose().map_err(RunError::Inspect)?;
+    let passthrough = transparent::Passthrough {
+        inspect,
+        config: tc.clone(),
+        access: config.access.clone(),
+        resolvers: config.resolvers.clone(),
+        own: config.dns.as_ref().map(|d| d.answers.clone()).unwrap_or_default(),
+        metrics: metrics.clone(),
+        audit: audit.clone(),
+    };
+    tasks.push(tokio::spawn(transparent::serve(tcp, passthrough, shutdown.clone(), config.shutdown_grace)));
+    Ok(Some(at))
 }
 
 /// Loads the configuration, serves until SIGTERM or Ctrl-C, then drains: readiness fails at
@@ -219,6 +269,12 @@ pub async fn run(args: ServeArgs, env: Env) -> Result<(), RunError> {
     }
     if let Some(at) = running.forward_addr {
         tracing::info!(forward_listen = %at, "s3gate forward proxy listening on {at}");
+    }
+    if let Some(at) = running.transparent_addr {
+        tracing::info!(transparent_listen = %at, "s3gate transparent listener (TLS passthrough) on {at}");
+    }
+    if let Some(at) = running.dns_addr {
+        tracing::info!(dns_listen = %at, "s3gate DNS responder on {at} (UDP and TCP)");
     }
     let shutdown = running.shutdown.clone();
     let live = running.live.clone();

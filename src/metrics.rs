@@ -23,15 +23,18 @@ pub enum Mode {
     Endpoint,
     /// Clients using s3gate as an HTTP(S) proxy.
     Forward,
+    /// Clients that only had their S3 names resolved to s3gate (`--transparent-listen`).
+    Transparent,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 2] = [Mode::Endpoint, Mode::Forward];
+    pub const ALL: [Mode; 3] = [Mode::Endpoint, Mode::Forward, Mode::Transparent];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Endpoint => "endpoint",
             Mode::Forward => "forward",
+            Mode::Transparent => "transparent",
         }
     }
 }
@@ -157,7 +160,10 @@ impl Metrics {
             ),
             active_tunnels: register(
                 r,
-                IntGauge::with_opts(Opts::new("s3gate_active_tunnels", "Forward-proxy CONNECT tunnels open now.")),
+                IntGauge::with_opts(Opts::new(
+                    "s3gate_active_tunnels",
+                    "Forward-proxy CONNECT tunnels and transparent-mode splices open now.",
+                )),
             ),
             credential_refreshes: register(
                 r,

@@ -7,7 +7,9 @@ use clap::Args;
 use serde::Deserialize;
 
 use super::declare::{settings, Env, Seconds};
+use super::dns::{self, DnsArgs, DnsFile, DnsResolved};
 use super::forward::{self, ForwardArgs, ForwardFile, ForwardResolved};
+use super::transparent::{self, TransparentArgs, TransparentFile, TransparentResolved};
 use super::{ConfigError, UpstreamAddressing};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8099";
@@ -109,6 +111,12 @@ settings! {
         /// The forward-proxy listener and its options (`--forward-*`).
         #[command(flatten)]
         pub forward: ForwardArgs,
+        /// The transparent (SNI passthrough) listener and its options (`--transparent-*`).
+        #[command(flatten)]
+        pub transparent: TransparentArgs,
+        /// The DNS responder and its options (`--dns-*`).
+        #[command(flatten)]
+        pub dns: DnsArgs,
     }
 
     /// The TOML file. Keys are the flag names with `_` for `-`.
@@ -121,6 +129,10 @@ settings! {
         pub route: Option<Vec<RouteFile>>,
         /// The `[forward]` table: the forward proxy.
         pub forward: Option<ForwardFile>,
+        /// The `[transparent]` table: the SNI passthrough listener.
+        pub transparent: Option<TransparentFile>,
+        /// The `[dns]` table: the DNS responder.
+        pub dns: Option<DnsFile>,
     }
 
     /// Settings merged from the three sources, before any file they name is read.
@@ -129,6 +141,8 @@ settings! {
         pub clients: Vec<ClientFile>,
         pub routes: Vec<RouteFile>,
         pub forward: ForwardResolved,
+        pub transparent: TransparentResolved,
+        pub dns: DnsResolved,
     }
 }
 
@@ -175,6 +189,8 @@ pub fn resolve(args: &ServeArgs, env: &Env, file: Option<&str>) -> Result<Resolv
     resolved.clients = file.client.unwrap_or_default();
     resolved.routes = file.route.unwrap_or_default();
     resolved.forward = forward::resolve(&args.forward, env, file.forward)?;
+    resolved.transparent = transparent::resolve(&args.transparent, env, file.transparent)?;
+    resolved.dns = dns::resolve(&args.dns, env, file.dns)?;
     Ok(resolved)
 }
 

@@ -14,8 +14,13 @@ pub(super) fn config(r: Resolved, files: &Files) -> Result<Config, ConfigError> 
     let max_connections = max_connections(r.max_connections)?;
     // The forward listener has the same cap as the endpoint, counted on its own.
     let forward = r.forward.clone().validate(files)?.map(|f| ForwardConfig { max_connections, ..f });
-    if !endpoint && forward.is_none() {
-        return Err(invalid("listen is none and forward-listen is not set: nothing to serve"));
+    let transparent = r.transparent.validate()?.map(|t| super::TransparentConfig { max_connections, ..t });
+    let dns = r.dns.validate(r.transparent.names()?)?;
+    let resolvers = r.dns.upstreams()?;
+    if !endpoint && forward.is_none() && transparent.is_none() && dns.is_none() {
+        return Err(invalid(
+            "listen is none and neither forward-listen, transparent-listen nor dns-listen is set: nothing to serve",
+        ));
     }
     let timeouts =
         (Duration::from_secs(r.upstream_connect_timeout.max(1)), Duration::from_secs(r.upstream_timeout.max(1)));
@@ -66,6 +71,9 @@ pub(super) fn config(r: Resolved, files: &Files) -> Result<Config, ConfigError> 
         audit_log: r.audit_log,
         endpoint,
         forward,
+        transparent,
+        dns,
+        resolvers,
     })
 }
 

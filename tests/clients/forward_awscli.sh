@@ -8,6 +8,9 @@
 #   [S3GATE_FORWARD_ENDPOINT=http://s3.us-east-1.amazonaws.com HTTP_PROXY=...] \
 #   [S3GATE_KNOWN_FILE=file] bash tests/clients/forward_awscli.sh
 #
+# Also run by the transparent-mode tests, with no proxy and only name resolution changed
+# (S3GATE_TEST_DNS, see tests/clients/transparent/sitecustomize.py).
+#
 # Leaves kept/known.bin (uploaded multipart: 12 MiB + 5 is past awscli's 8 MiB threshold);
 # everything else it made is deleted. Exits non-zero at the first failed step, and says which.
 set -euo pipefail
@@ -30,7 +33,7 @@ fail() {
 for v in AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY S3GATE_TEST_BUCKET; do
     [ -n "${!v:-}" ] || fail "environment variable $v is not set"
 done
-[ -n "${HTTPS_PROXY:-}${HTTP_PROXY:-}" ] || fail "neither HTTPS_PROXY nor HTTP_PROXY is set"
+[ -n "${HTTPS_PROXY:-}${HTTP_PROXY:-}${S3GATE_TEST_DNS:-}" ] || fail "neither HTTPS_PROXY, HTTP_PROXY nor S3GATE_TEST_DNS is set"
 command -v aws >/dev/null || fail "aws not found: run scripts/install-test-deps.sh"
 
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"

@@ -6,6 +6,9 @@
     [S3GATE_FORWARD_ENDPOINT=http://s3.us-east-1.amazonaws.com HTTP_PROXY=...] \
     [S3GATE_KNOWN_FILE=file] .venv/bin/python tests/clients/forward_boto3.py
 
+Also run by the transparent-mode tests, with no proxy and only name resolution changed
+(S3GATE_TEST_DNS, see tests/clients/transparent/sitecustomize.py).
+
 Puts, uploads multipart (upload_file and the low-level calls), gets, lists and deletes. Leaves
 kept/known.bin; everything else it made is deleted. Exits non-zero at the first failed step.
 """
@@ -33,8 +36,8 @@ def env(name, required=True):
 BUCKET = env("S3GATE_TEST_BUCKET")
 ENDPOINT = env("S3GATE_FORWARD_ENDPOINT", required=False)
 KNOWN = env("S3GATE_KNOWN_FILE", required=False)
-if not (os.environ.get("HTTPS_PROXY") or os.environ.get("HTTP_PROXY")):
-    raise SystemExit(f"{NAME}: neither HTTPS_PROXY nor HTTP_PROXY is set")
+if not (os.environ.get("HTTPS_PROXY") or os.environ.get("HTTP_PROXY") or os.environ.get("S3GATE_TEST_DNS")):
+    raise SystemExit(f"{NAME}: neither HTTPS_PROXY, HTTP_PROXY nor S3GATE_TEST_DNS is set")
 
 
 class StepFailed(Exception):

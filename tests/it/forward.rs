@@ -2,12 +2,12 @@
 //! curl) in `clients`, the 1 GiB tunnel in `memory`, the options in `settings`; here, what a
 //! tunnel does at the byte level: refusals, idle cut, half-close, the tunnel cap.
 
-mod clients;
+pub mod clients;
 mod memory;
 mod names;
-mod origin;
+pub mod origin;
 mod settings;
-mod wire;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -23,3 +23,4 @@ mod presign;
 mod presign_wired;
 mod streaming;
 mod tls;
+mod transparent;

@@ -151,7 +151,7 @@ async fn curl_is_refused_outside_the_allow_list_and_without_the_password() {
 }
 
 /// Runs the script in its own process group, so a timeout ends what it started too.
-async fn run_script(mut cmd: tokio::process::Command, what: &str) -> (bool, String) {
+pub async fn run_script(mut cmd: tokio::process::Command, what: &str) -> (bool, String) {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
     let child = cmd.spawn().unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
     let pid = child.id().expect("child pid");
@@ -172,18 +172,18 @@ async fn run_script(mut cmd: tokio::process::Command, what: &str) -> (bool, Stri
     }
 }
 
-fn repo() -> &'static Path {
+pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// `.venv/bin` first (awscli and boto3 live there), then the inherited PATH.
-fn search_path() -> std::ffi::OsString {
+pub fn search_path() -> std::ffi::OsString {
     let mut dirs = vec![repo().join(".venv/bin")];
     dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
     std::env::join_paths(dirs).expect("PATH")
 }
 
-fn find_tool(name: &str) -> PathBuf {
+pub fn find_tool(name: &str) -> PathBuf {
     std::env::split_paths(&search_path())
         .map(|d| d.join(name))
         .find(|p| p.is_file())

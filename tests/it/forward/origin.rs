@@ -60,6 +60,11 @@ impl Origin {
         std::fs::read(self.data.path().join(bucket).join(key)).ok()
     }
 
+    /// Whether the store has a bucket of that name.
+    pub fn has_bucket(&self, bucket: &str) -> bool {
+        self.data.path().join(bucket).is_dir()
+    }
+
     /// The object keys in `bucket`, sorted; the store's own bookkeeping files left out.
     pub fn keys(&self, bucket: &str) -> Vec<String> {
         fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
