@@ -31,12 +31,14 @@ pub mod forward;
 mod load;
 mod routes;
 mod settings;
+pub mod sts;
 mod validate;
 
 pub use declare::{Env, Key, Seconds};
 pub use forward::{ForwardArgs, ForwardConfig, ForwardFile, ForwardResolved};
 pub use load::read_config_file;
 pub use routes::{AccessConfig, RouteConfig};
+pub use sts::{OidcProvider, Role, StsArgs, StsConfig, Trust};
 pub use settings::{ClientFile, FileConfig, Resolved, RouteFile, ServeArgs, DEFAULT_LISTEN, DEFAULT_REGION};
 
 /// How the upstream is addressed: `https://host/bucket/key` or `https://bucket.host/key`.
@@ -126,6 +128,8 @@ pub struct Config {
     pub endpoint: bool,
     /// The forward proxy, when `forward-listen` is set.
     pub forward: Option<ForwardConfig>,
+    /// s3gate's own STS, and the keys that open its session tokens.
+    pub sts: StsConfig,
 }
 
 impl Config {
@@ -156,7 +160,7 @@ impl Config {
 
 /// Every declared key: the endpoint's, then the forward proxy's (`[forward]`).
 pub fn keys() -> impl Iterator<Item = &'static Key> {
-    settings::KEYS.iter().chain(forward::KEYS)
+    settings::KEYS.iter().chain(forward::KEYS).chain(sts::KEYS)
 }
 
 /// How a file the settings name is used, which decides how it is read.

@@ -28,6 +28,7 @@ pub mod reload;
 pub mod s3_request;
 pub mod s3_xml;
 pub mod shutdown;
+pub mod session;
 pub mod sigv4;
 pub mod store;
 pub mod telemetry;

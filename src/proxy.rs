@@ -21,6 +21,7 @@ mod record;
 mod respond;
 mod scrub;
 mod send;
+mod session_auth;
 mod timeout;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ use crate::health::Readiness;
 pub use crate::listener::ConnInfo;
 use crate::metrics::{Metrics, Mode};
 use crate::s3_request::{self, Operation, S3Request};
+use crate::session::SessionClaims;
 use crate::sigv4::{self, SigV4Error, Verified};
 use crate::upstream::Router;
 use outgoing::{Admitted, BodyWatch, Outgoing};
@@ -90,6 +92,8 @@ impl Gateway {
             s3: None,
             route: None,
             bytes_in: Default::default(),
+            session: None,
+            policies: Vec::new(),
         };
         let head = req.method() == Method::HEAD;
         let resp = match self.process(req, &mut ctx).await {
@@ -193,8 +197,11 @@ impl Gateway {
             return Ok(Next::PostObject(bucket));
         }
         ctx.s3 = Some(s3);
-        let verified = self.authenticate(req).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
+        let (verified, session) =
+            self.authenticate(req).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
         ctx.access_key_id = Some(verified.access_key_id.clone());
+        ctx.policies = self.policies(&verified.access_key_id, session.as_deref())?;
+        ctx.session = session;
         let s3 = ctx.s3.as_ref().ok_or_else(S3Error::internal)?;
         self.authorize(req, s3, &verified, ctx).inspect_err(|_| self.metrics.policy_denied(s3.action))?;
         Ok(Next::Forward(verified))
@@ -222,17 +229,24 @@ impl Gateway {
         })
     }
 
-    /// Phase 2: SigV4, header or presigned form, against the credentials s3gate issued, scoped
-    /// to a region s3gate serves.
-    fn authenticate<B>(&self, req: &Request<B>) -> Result<Verified, S3Error> {
-        let verified = self.verify_signature(req)?;
+    /// Phase 2: SigV4, header or presigned form, against the credentials s3gate issued or the
+    /// temporary ones its STS sealed into the request's session token, scoped to a region
+    /// s3gate serves.
+    fn authenticate<B>(&self, req: &Request<B>) -> Result<(Verified, Option<Arc<SessionClaims>>), S3Error> {
+        let session = self.open_session(req)?;
+        let verified = self.verify_signature(req, session.as_deref())?;
         access::region_served(&self.client_regions, &self.config.upstream.region, &verified)?;
-        Ok(verified)
+        Ok((verified, session))
     }
 
-    fn verify_signature<B>(&self, req: &Request<B>) -> Result<Verified, S3Error> {
+    fn verify_signature<B>(&self, req: &Request<B>, session: Option<&SessionClaims>) -> Result<Verified, S3Error> {
         let keys = &self.config.keys;
-        let lookup = |akid: &str| keys.secret(akid);
+        // With a session token, only the session's own access key id signs: a long-term key
+        // with someone's token is not that session.
+        let lookup = |akid: &str| match session {
+            Some(s) => (s.access_key_id == akid).then(|| s.secret_key()),
+            None => keys.secret(akid),
+        };
         let now = time::OffsetDateTime::now_utc();
         let skew = self.config.max_clock_skew;
         let (path, query) = (req.uri().path(), req.uri().query());
@@ -269,13 +283,11 @@ impl Gateway {
         verified: &Verified,
         ctx: &RequestContext,
     ) -> Result<(), S3Error> {
-        match self.config.keys.policy(&verified.access_key_id) {
-            None => Ok(()),
-            Some(_) if s3.op() == Operation::DeleteObjects => Ok(()),
-            Some(policy) => {
-                access::check_policy(&policy, s3, req.headers(), ctx.client.ip(), ctx.secure, &verified.access_key_id)
-            }
+        if s3.op() == Operation::DeleteObjects && !ctx.policies.is_empty() {
+            return Ok(());
         }
+        let principal = access::Principal { access_key_id: &verified.access_key_id, session: ctx.session.as_deref() };
+        access::check_policy(&ctx.policies, s3, req.headers(), ctx.client.ip(), ctx.secure, principal)
     }
 }
 

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::declare::{settings, Env, Seconds};
 use super::forward::{self, ForwardArgs, ForwardFile, ForwardResolved};
+use super::sts::{self, OidcProviderFile, RoleFile, StsArgs, StsFile, StsResolved};
 use super::{ConfigError, UpstreamAddressing};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8099";
@@ -109,6 +110,9 @@ settings! {
         /// The forward-proxy listener and its options (`--forward-*`).
         #[command(flatten)]
         pub forward: ForwardArgs,
+        /// s3gate's own STS (`--sts-*`).
+        #[command(flatten)]
+        pub sts: StsArgs,
     }
 
     /// The TOML file. Keys are the flag names with `_` for `-`.
@@ -121,6 +125,12 @@ settings! {
         pub route: Option<Vec<RouteFile>>,
         /// The `[forward]` table: the forward proxy.
         pub forward: Option<ForwardFile>,
+        /// The `[sts]` table: s3gate's own STS.
+        pub sts: Option<StsFile>,
+        /// `[[oidc_provider]]` tables: identity providers whose tokens the STS accepts.
+        pub oidc_provider: Option<Vec<OidcProviderFile>>,
+        /// `[[role]]` tables: roles clients assume through the STS.
+        pub role: Option<Vec<RoleFile>>,
     }
 
     /// Settings merged from the three sources, before any file they name is read.
@@ -129,6 +139,9 @@ settings! {
         pub clients: Vec<ClientFile>,
         pub routes: Vec<RouteFile>,
         pub forward: ForwardResolved,
+        pub sts: StsResolved,
+        pub oidc_providers: Vec<OidcProviderFile>,
+        pub roles: Vec<RoleFile>,
     }
 }
 
@@ -175,6 +188,9 @@ pub fn resolve(args: &ServeArgs, env: &Env, file: Option<&str>) -> Result<Resolv
     resolved.clients = file.client.unwrap_or_default();
     resolved.routes = file.route.unwrap_or_default();
     resolved.forward = forward::resolve(&args.forward, env, file.forward)?;
+    resolved.sts = sts::resolve(&args.sts, env, file.sts)?;
+    resolved.oidc_providers = file.oidc_provider.unwrap_or_default();
+    resolved.roles = file.role.unwrap_or_default();
     Ok(resolved)
 }
 

@@ -50,17 +50,10 @@ impl Gateway {
             .inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
         ctx.access_key_id = Some(upload.target.access_key_id.clone());
         let put = upload.target.as_s3_request()?;
-        if let Some(policy) = self.config.keys.policy(&upload.target.access_key_id) {
-            access::check_policy(
-                &policy,
-                &put,
-                &upload.target.headers,
-                ctx.client.ip(),
-                ctx.secure,
-                &upload.target.access_key_id,
-            )
+        let policies: Vec<_> = self.config.keys.policy(&upload.target.access_key_id).into_iter().collect();
+        let principal = access::Principal { access_key_id: &upload.target.access_key_id, session: None };
+        access::check_policy(&policies, &put, &upload.target.headers, ctx.client.ip(), ctx.secure, principal)
             .inspect_err(|_| self.metrics.policy_denied(put.action))?;
-        }
         let route = self.router.route(Some(bucket));
         ctx.route = Some(route.name.clone());
         let etag = self.upload_file(&upload.target, upload.body, &upload.failure, &put, route).await;
