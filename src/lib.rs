@@ -20,6 +20,7 @@ pub mod hop_by_hop;
 pub mod listener;
 pub mod metrics;
 pub mod net;
+pub mod oidc;
 pub mod policy;
 pub mod presign;
 pub mod proxy;
@@ -31,6 +32,7 @@ pub mod shutdown;
 pub mod session;
 pub mod sigv4;
 pub mod store;
+pub mod sts;
 pub mod telemetry;
 pub mod upstream;
 

@@ -22,6 +22,7 @@ mod respond;
 mod scrub;
 mod send;
 mod session_auth;
+mod sts_api;
 mod timeout;
 
 use std::sync::Arc;
@@ -53,6 +54,8 @@ enum Next {
     PostObject(String),
     /// Authenticated and authorized: forward it.
     Forward(Verified),
+    /// A request for s3gate's own STS.
+    Sts,
 }
 
 /// One configuration's endpoint. A reload builds a new one and swaps it in for new requests;
@@ -65,6 +68,8 @@ pub struct Gateway {
     readiness: Readiness,
     /// The regions a client's signature may be scoped to (see `access::region_served`).
     client_regions: Vec<String>,
+    /// The identity providers of the STS, with their cached keys.
+    oidc: crate::oidc::Providers,
 }
 
 impl Gateway {
@@ -76,7 +81,11 @@ impl Gateway {
         readiness: Readiness,
     ) -> Self {
         let client_regions = access::client_regions(&config);
-        Self { config, router, metrics, audit, readiness, client_regions }
+        let oidc = crate::oidc::Providers::new(&config.sts.providers).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "identity providers unusable; web identity tokens will be refused");
+            crate::oidc::Providers::default()
+        });
+        Self { config, router, metrics, audit, readiness, client_regions, oidc }
     }
 
     /// Entry point for every endpoint-mode request. Never fails: errors become S3 XML.
@@ -138,6 +147,7 @@ impl Gateway {
                 Ok(resp)
             }
             Next::PostObject(bucket) => self.post_object(req, &bucket, ctx).await,
+            Next::Sts => Ok(self.sts(req, ctx).await),
             Next::Forward(verified) => {
                 let s3 = ctx.s3.as_ref().ok_or_else(S3Error::internal)?;
                 let route = self.router.route(s3.bucket.as_deref());
@@ -174,6 +184,10 @@ impl Gateway {
                 return Err(S3Error::access_denied());
             }
             return self.presign_api(req, ctx).map(Next::Respond);
+        }
+        let (method, uri) = (req.method(), req.uri());
+        if self.config.sts.enabled && crate::sts::is_sts_request(method, uri.path(), uri.query(), req.headers()) {
+            return Ok(Next::Sts);
         }
         let s3 = self.request_filter(req)?;
         if !access::endpoint_allowed(&self.config.access, host_of(req).unwrap_or_default(), &s3) {

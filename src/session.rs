@@ -31,7 +31,7 @@ const VERSION: u8 = 1;
 const KEY_ID_LEN: usize = 8;
 /// A token longer than this is refused before any decoding: an honest one, with the largest
 /// session policy and tags s3gate accepts, stays well under it.
-pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+pub const MAX_TOKEN_LEN: usize = 12 * 1024;
 
 /// One sealing key: 32 bytes, wiped on drop, never printed.
 #[derive(Clone)]
@@ -224,4 +224,15 @@ pub fn new_access_key_id() -> String {
 pub fn new_secret() -> Secret {
     let bytes = Zeroizing::new(rand::random::<[u8; 30]>());
     Secret(base64::engine::general_purpose::STANDARD.encode(*bytes))
+}
+
+/// A role's stable unique id (`AROA` and 17 base32 characters, as IAM's look), derived from its
+/// ARN so every replica agrees on it with nothing stored. `AssumedRoleId` and `aws:userid`
+/// are `<role id>:<session name>`, as in AWS.
+pub fn role_id(arn: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let digest = Sha256::new().chain_update(b"s3gate role id\0").chain_update(arn.as_bytes()).finalize();
+    let mut id = String::from("AROA");
+    id.extend(digest.iter().take(17).map(|b| ALPHABET[(b & 31) as usize] as char));
+    id
 }

@@ -33,7 +33,7 @@ use zeroize::Zeroizing;
 
 #[cfg(feature = "fuzzing")]
 pub(crate) use authorization::parse_authorization;
-pub use authorization::verify_header_auth;
+pub use authorization::{verify_header_auth, verify_service_auth};
 pub use canonical::{canonical_query, canonical_request, canonical_uri};
 pub use chunked::{ChunkSigning, ChunkedDecoder, Decoded};
 pub use payload::{PayloadHash, PayloadMode};

@@ -285,7 +285,7 @@ impl Router {
 }
 
 /// Native roots plus the operator's private CA, if any.
-fn client_tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, UpstreamError> {
+pub(crate) fn client_tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, UpstreamError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();

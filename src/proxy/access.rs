@@ -141,9 +141,8 @@ impl Principal<'_> {
             }
             (role, _) => {
                 let arn = role.as_deref().unwrap_or_default();
-                let name = arn.rsplit('/').next().unwrap_or_default();
                 let session_name = session.session_name.as_deref().unwrap_or_default();
-                req.insert("aws:userid", format!("{name}:{session_name}"));
+                req.insert("aws:userid", format!("{}:{session_name}", crate::session::role_id(arn)));
                 req.insert("aws:principalarn", arn);
                 req.insert("aws:principaltype", "AssumedRole");
                 req.insert("aws:rolesessionname", session_name);
