@@ -38,8 +38,8 @@ pub use declare::{Env, Key, Seconds};
 pub use forward::{ForwardArgs, ForwardConfig, ForwardFile, ForwardResolved};
 pub use load::read_config_file;
 pub use routes::{AccessConfig, RouteConfig};
-pub use sts::{OidcProvider, Role, StsArgs, StsConfig, Trust};
 pub use settings::{ClientFile, FileConfig, Resolved, RouteFile, ServeArgs, DEFAULT_LISTEN, DEFAULT_REGION};
+pub use sts::{OidcProvider, Role, StsArgs, StsConfig, Trust};
 
 /// How the upstream is addressed: `https://host/bucket/key` or `https://bucket.host/key`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]

@@ -70,11 +70,8 @@ impl Providers {
         for p in providers {
             let tls = crate::upstream::client_tls_config(p.ca_file.as_deref())
                 .map_err(|e| OidcError::Unreachable(e.to_string()))?;
-            let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls)
-                .https_only()
-                .enable_http1()
-                .build();
+            let connector =
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_only().enable_http1().build();
             let client = Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
             let provider = Provider { issuer: p.issuer.clone(), client, state: Default::default() };
             by_issuer.insert(p.issuer.clone(), Arc::new(provider));

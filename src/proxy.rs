@@ -211,8 +211,7 @@ impl Gateway {
             return Ok(Next::PostObject(bucket));
         }
         ctx.s3 = Some(s3);
-        let (verified, session) =
-            self.authenticate(req).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
+        let (verified, session) = self.authenticate(req).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
         ctx.access_key_id = Some(verified.access_key_id.clone());
         ctx.policies = self.policies(&verified.access_key_id, session.as_deref())?;
         ctx.session = session;

@@ -209,7 +209,8 @@ fn provider(p: &OidcProviderFile, files: &Files) -> Result<OidcProvider, ConfigE
 
 fn role(i: usize, r: &RoleFile, providers: &[OidcProvider], files: &Files) -> Result<Role, ConfigError> {
     let who = format!("role #{} ({:?})", i + 1, r.arn);
-    let name = role_name(&r.arn).ok_or_else(|| invalid(format!("{who}: arn must be arn:aws:iam::<account>:role/<name>")))?;
+    let name =
+        role_name(&r.arn).ok_or_else(|| invalid(format!("{who}: arn must be arn:aws:iam::<account>:role/<name>")))?;
     let max = r.max_session_seconds.unwrap_or(DEFAULT_ROLE_SESSION_SECONDS);
     if !(MIN_SESSION_SECONDS..=MAX_ROLE_SESSION_SECONDS).contains(&max) {
         return Err(invalid(format!("{who}: max_session_seconds must be between 900 and 43200")));

@@ -90,17 +90,19 @@ pub fn header(token: &str) -> Result<(Algorithm, Option<String>), TokenError> {
 /// The issuer's keys that could have signed a token with this header: the one with its key id
 /// (or, without one, every key), of a type that fits the algorithm, never a symmetric key.
 pub fn candidates<'k>(keys: &'k [Jwk], alg: Algorithm, kid: Option<&str>) -> Vec<&'k Jwk> {
-    keys.iter()
-        .filter(|k| kid.is_none() || k.common.key_id.as_deref() == kid)
-        .filter(|k| fits(k, alg))
-        .collect()
+    keys.iter().filter(|k| kid.is_none() || k.common.key_id.as_deref() == kid).filter(|k| fits(k, alg)).collect()
 }
 
 fn fits(key: &Jwk, alg: Algorithm) -> bool {
     let family_fits = match &key.algorithm {
         AlgorithmParameters::RSA(_) => matches!(
             alg,
-            Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512
+            Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512
         ),
         AlgorithmParameters::EllipticCurve(_) => matches!(alg, Algorithm::ES256 | Algorithm::ES384),
         AlgorithmParameters::OctetKeyPair(_) => alg == Algorithm::EdDSA,

@@ -43,7 +43,7 @@ impl Gateway {
         })?;
         let principal = access::Principal { access_key_id: &verified.access_key_id, session: ctx.session.as_deref() };
         access::check_delete_objects(&ctx.policies, s3, &headers, ctx.client.ip(), ctx.secure, principal, &request)
-        .inspect_err(|_| self.metrics.policy_denied("s3:DeleteObject"))?;
+            .inspect_err(|_| self.metrics.policy_denied("s3:DeleteObject"))?;
         plain_body(&mut headers, &bytes);
         let payload_hash = sigv4::sha256_hex(&bytes);
         Ok(Outgoing { method, headers, query, body: body::full(bytes), payload_hash, bodiless: false, handoff: None })

@@ -41,7 +41,11 @@ impl Gateway {
     /// The policies a request must satisfy, every one of them: a credential's own (none: full
     /// access); for a user's session, its parent's; for a role session, the role's and the
     /// session policy the caller passed to narrow it.
-    pub(super) fn policies(&self, access_key_id: &str, session: Option<&SessionClaims>) -> Result<Vec<Arc<Policy>>, S3Error> {
+    pub(super) fn policies(
+        &self,
+        access_key_id: &str,
+        session: Option<&SessionClaims>,
+    ) -> Result<Vec<Arc<Policy>>, S3Error> {
         let Some(session) = session else {
             return Ok(self.config.keys.policy(access_key_id).into_iter().collect());
         };

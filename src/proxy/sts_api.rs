@@ -103,14 +103,17 @@ impl Gateway {
 }
 
 /// The form, whole, within [`sts::MAX_FORM_BYTES`] and the idle timeout. A larger body is
-/// refused as soon as its length or its bytes say so, without reading the rest.
+/// refused as soon as its length or its bytes say so; the rest is read and dropped (within
+/// `respond::discard`'s bound) so that the client gets to read the refusal.
 async fn read_form(
     mut body: Incoming,
     headers: &http::HeaderMap,
     idle: std::time::Duration,
 ) -> Result<Bytes, StsError> {
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > sts::MAX_FORM_BYTES as u64) {
+        super::respond::discard(body).await;
         return Err(StsError::too_large());
     }
     let mut buf = BytesMut::new();
@@ -123,6 +126,7 @@ async fn read_form(
         };
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > sts::MAX_FORM_BYTES {
+                super::respond::discard(body).await;
                 return Err(StsError::too_large());
             }
             buf.extend_from_slice(&data);

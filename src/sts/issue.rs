@@ -48,7 +48,13 @@ pub fn get_session_token(form: &Form, caller: &str, keys: &SessionKeys, now: i64
 }
 
 /// AssumeRole: a credential the role's trust names takes on the role.
-pub fn assume_role(form: &Form, caller: &str, sts: &StsConfig, keys: &SessionKeys, now: i64) -> Result<Issued, StsError> {
+pub fn assume_role(
+    form: &Form,
+    caller: &str,
+    sts: &StsConfig,
+    keys: &SessionKeys,
+    now: i64,
+) -> Result<Issued, StsError> {
     let role = role(form, sts, "AssumeRole")?;
     if !role.trust.access_keys.iter().any(|k| k == caller) {
         return Err(not_authorized(caller, "AssumeRole", &role.arn));
@@ -122,7 +128,8 @@ impl<'a> RoleRequest<'a> {
             return Err(StsError::validation("PolicyArns are not supported by this STS; pass Policy."));
         }
         let default = DEFAULT_ROLE_SESSION_SECONDS.min(role.max_session_seconds);
-        let duration = form.duration(MIN_SESSION_SECONDS, role.max_session_seconds.min(MAX_ROLE_SESSION_SECONDS), default)?;
+        let duration =
+            form.duration(MIN_SESSION_SECONDS, role.max_session_seconds.min(MAX_ROLE_SESSION_SECONDS), default)?;
         let policy = form.get("Policy").map(session_policy).transpose()?;
         Ok(Self { role, session_name: session_name.to_owned(), duration, policy })
     }
@@ -303,7 +310,9 @@ fn name_char(c: char) -> bool {
 
 fn oidc_error(e: OidcError) -> StsError {
     match e {
-        OidcError::UnknownIssuer(_) => StsError::invalid_identity_token("No OpenIDConnect provider found for the issuer."),
+        OidcError::UnknownIssuer(_) => {
+            StsError::invalid_identity_token("No OpenIDConnect provider found for the issuer.")
+        }
         OidcError::Unreachable(why) => {
             tracing::warn!(reason = %why, "identity provider unreachable");
             StsError::idp_communication("The identity provider could not be reached.")

@@ -13,7 +13,8 @@ use super::{Action, Issued, StsError, NAMESPACE};
 pub fn response_xml(issued: &Issued, request_id: &str) -> String {
     let action = issued.action.as_str();
     let c = &issued.claims;
-    let mut x = format!(r#"<?xml version="1.0" encoding="UTF-8"?><{action}Response xmlns="{NAMESPACE}"><{action}Result>"#);
+    let mut x =
+        format!(r#"<?xml version="1.0" encoding="UTF-8"?><{action}Response xmlns="{NAMESPACE}"><{action}Result>"#);
     if issued.action == Action::AssumeRoleWithWebIdentity {
         element(&mut x, "SubjectFromWebIdentityToken", c.subject.as_deref());
         element(&mut x, "Audience", issued.audience.as_deref());
@@ -64,8 +65,5 @@ fn element(x: &mut String, name: &str, value: Option<&str>) {
 
 /// ISO 8601 in UTC with a `Z`, as STS writes `Expiration`.
 fn expiration(unix: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
+    OffsetDateTime::from_unix_timestamp(unix).ok().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
 }

@@ -22,4 +22,5 @@ mod payloads;
 mod presign;
 mod presign_wired;
 mod streaming;
+mod sts;
 mod tls;
