@@ -391,3 +391,72 @@ fn sts_configuration_mistakes_are_refused_naming_the_setting() {
         assert!(err.to_string().contains("readable by others"), "{err}");
     }
 }
+
+/// A session of the test's own credential, sealed with the gateway's key as its STS would seal
+/// one (GetSessionToken): the verification path on its own, with no issuer involved.
+fn user_session(expires_in: i64) -> (String, String, String) {
+    let claims = SessionClaims {
+        access_key_id: s3gate::session::new_access_key_id(),
+        secret: s3gate::session::new_secret(),
+        issued: now(),
+        expires: now() + expires_in,
+        parent: Some(CLIENT_AKID.to_owned()),
+        role: None,
+        session_name: None,
+        issuer: None,
+        subject: None,
+        source_identity: None,
+        tags: Vec::new(),
+        policy: None,
+    };
+    let token = SessionKeys::new(vec![SessionKey::new(SESSION_KEY)]).expect("keys").seal(&claims);
+    (claims.access_key_id.clone(), claims.secret.0.clone(), token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_tokens_never_go_upstream_in_headers_or_presigned_urls() {
+    use crate::support::recorder::Recorder;
+    let recorder = Recorder::ok().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let key_file = dir.path().join("session.key");
+    std::fs::write(&key_file, hex::encode(SESSION_KEY)).expect("write key");
+    private(&key_file);
+    let mut args = crate::support::base_args(&recorder.url());
+    args.sts.sts_session_key_file = Some(key_file);
+    let config = s3gate::config::Config::load(&args, &Default::default()).expect("config");
+    let running = s3gate::start(config).await.expect("gateway starts");
+    let url = format!("http://{}", running.addr);
+
+    let (akid, secret, token) = user_session(600);
+    let creds = Credentials::new(&akid, &secret, Some(token.clone()), None, "sts");
+    let s3 = aws_sdk_s3::Client::from_conf(sdk_config(&url, &akid, &secret, None).credentials_provider(creds).build());
+    s3.put_object().bucket("logs").key("k").body(b"x".to_vec().into()).send().await.expect("put with a session");
+    let presigning =
+        aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(300)).expect("config");
+    let presigned = s3.get_object().bucket("logs").key("k").presigned(presigning).await.expect("presign");
+    let presigned = presigned.uri().to_owned();
+    assert!(presigned.contains("X-Amz-Security-Token="), "{presigned}");
+    let resp = raw::send(http::Request::get(presigned.as_str()).body(()).expect("request"), "").await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+
+    let seen = recorder.requests();
+    assert_eq!(seen.len(), 2, "the upload and the presigned download reached the upstream");
+    for r in &seen {
+        assert!(r.header("x-amz-security-token").is_none(), "{} carried a token upstream", r.target);
+        assert!(!r.target.contains("Security-Token") && !r.target.contains(&token[..20]), "{}", r.target);
+        assert!(!r.headers.iter().any(|(_, v)| v.as_bytes().windows(20).any(|w| w == &token.as_bytes()[..20])));
+    }
+
+    // The same URL with the token altered, and an expired session's URL: refused, never sent.
+    recorder.clear();
+    let altered = presigned.replacen("X-Amz-Security-Token=", "X-Amz-Security-Token=A", 1);
+    let resp = raw::send(http::Request::get(altered.as_str()).body(()).expect("request"), "").await;
+    assert_eq!((resp.status.as_u16(), resp.code()), (400, "InvalidToken"), "{}", resp.body);
+    let (akid, secret, expired) = user_session(-1);
+    let creds = Credentials::new(&akid, &secret, Some(expired), None, "sts");
+    let old = aws_sdk_s3::Client::from_conf(sdk_config(&url, &akid, &secret, None).credentials_provider(creds).build());
+    let e = old.get_object().bucket("logs").key("k").send().await.expect_err("an expired session");
+    assert_eq!(code_of(&e), "ExpiredToken");
+    assert!(recorder.requests().is_empty(), "a refused request reached the upstream");
+    running.stop().await;
+}
