@@ -70,6 +70,8 @@ pub struct Gateway {
     client_regions: Vec<String>,
     /// The identity providers of the STS, with their cached keys.
     oidc: crate::oidc::Providers,
+    /// Upstream role credentials per (role, client), for roles with an `upstream_role_arn`.
+    assumed: crate::upstream::assume::AssumedRoles,
 }
 
 impl Gateway {
@@ -85,7 +87,8 @@ impl Gateway {
             tracing::error!(error = %e, "identity providers unusable; web identity tokens will be refused");
             crate::oidc::Providers::default()
         });
-        Self { config, router, metrics, audit, readiness, client_regions, oidc }
+        let assumed = crate::upstream::assume::AssumedRoles::new(config.sts.upstream_endpoint.clone());
+        Self { config, router, metrics, audit, readiness, client_regions, oidc, assumed }
     }
 
     /// Entry point for every endpoint-mode request. Never fails: errors become S3 XML.
@@ -158,7 +161,7 @@ impl Gateway {
                 let mut outgoing = self.upstream_request(req, &admitted, ctx, &watch)?;
                 let handoff = outgoing.handoff.take();
                 let outgoing = self.policy_body_checks(outgoing, s3, &verified, ctx).await?;
-                let resp = self.forward(outgoing, s3, route, &watch).await?;
+                let resp = self.forward(outgoing, s3, route, &watch, ctx.session.as_deref()).await?;
                 // The answer is final: whatever of the body is still to come goes nowhere.
                 let rest = handoff.as_ref().and_then(early::Handoff::stop);
                 let head = ctx.method == Method::HEAD;

@@ -39,6 +39,10 @@ settings! {
         /// store; used instead of session-key-file.
         #[arg(value_name = "HEX")]
         sts_session_key as session_key: Option<String>,
+        /// The upstream STS that roles with an upstream_role_arn are assumed at (regional
+        /// endpoints, S3-compatible stores with an STS) [default: https://sts.<region>.amazonaws.com].
+        #[arg(value_name = "URL")]
+        sts_upstream_endpoint as upstream_endpoint: Option<String>,
     }
 
     /// `s3gate serve --sts-*` flags.
@@ -84,6 +88,11 @@ pub struct RoleFile {
     pub max_session_seconds: Option<u64>,
     pub policy: Option<String>,
     pub policy_file: Option<PathBuf>,
+    /// An IAM role s3gate assumes upstream for each client of this role, so that CloudTrail
+    /// and the bucket policy see the client.
+    pub upstream_role_arn: Option<String>,
+    /// The ExternalId the upstream role's trust policy asks for.
+    pub upstream_external_id: Option<String>,
 }
 
 /// Who may assume a role: web identities matching every rule given, or the listed credentials.
@@ -111,6 +120,8 @@ pub struct StsConfig {
     pub keys: Option<SessionKeys>,
     pub providers: Vec<OidcProvider>,
     pub roles: Vec<Arc<Role>>,
+    /// Where upstream roles are assumed; `None`: the upstream region's AWS STS.
+    pub upstream_endpoint: Option<http::Uri>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +138,9 @@ pub struct Role {
     pub trust: Trust,
     pub max_session_seconds: u64,
     pub policy: Arc<Policy>,
+    /// The upstream IAM role this role's sessions reach S3 as, one session per client.
+    pub upstream_role_arn: Option<String>,
+    pub upstream_external_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -174,7 +188,8 @@ pub(super) fn validate(
     if let Some(dup) = roles.iter().enumerate().find(|(i, r)| roles[..*i].iter().any(|o| o.arn == r.arn)) {
         return Err(invalid(format!("role {:?} is declared twice", dup.1.arn)));
     }
-    Ok(StsConfig { enabled: sts.enabled, keys, providers, roles })
+    let upstream_endpoint = sts.upstream_endpoint.as_deref().map(upstream_endpoint).transpose()?;
+    Ok(StsConfig { enabled: sts.enabled, keys, providers, roles, upstream_endpoint })
 }
 
 fn session_keys(sts: &StsResolved, files: &Files) -> Result<Option<SessionKeys>, ConfigError> {
@@ -244,7 +259,30 @@ fn role(i: usize, r: &RoleFile, providers: &[OidcProvider], files: &Files) -> Re
         claims: t.claims.clone().unwrap_or_default().into_iter().collect(),
         access_keys: t.access_keys.clone().unwrap_or_default(),
     };
-    Ok(Role { arn: r.arn.clone(), name, trust, max_session_seconds: max, policy: Arc::new(policy) })
+    if let Some(upstream) = &r.upstream_role_arn {
+        if role_name(upstream).is_none() {
+            return Err(invalid(format!("{who}: upstream_role_arn must be arn:aws:iam::<account>:role/<name>")));
+        }
+    } else if r.upstream_external_id.is_some() {
+        return Err(invalid(format!("{who}: upstream_external_id needs an upstream_role_arn")));
+    }
+    Ok(Role {
+        arn: r.arn.clone(),
+        name,
+        trust,
+        max_session_seconds: max,
+        policy: Arc::new(policy),
+        upstream_role_arn: r.upstream_role_arn.clone(),
+        upstream_external_id: r.upstream_external_id.clone(),
+    })
+}
+
+fn upstream_endpoint(text: &str) -> Result<http::Uri, ConfigError> {
+    let uri: http::Uri = text.parse().map_err(|_| invalid(format!("sts-upstream-endpoint: not a URL: {text:?}")))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err(invalid(format!("sts-upstream-endpoint: must be an http:// or https:// URL: {text:?}")));
+    }
+    Ok(uri)
 }
 
 /// `arn:aws:iam::123456789012:role/path/name` -> `name`.

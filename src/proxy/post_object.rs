@@ -203,7 +203,7 @@ impl Gateway {
             Outgoing { method, headers, query, body: body::full(data), payload_hash, bodiless: false, handoff: None };
         let watch = BodyWatch::default();
         watch.sent.mark();
-        self.forward(out, put, route, &watch).await
+        self.forward(out, put, route, &watch, None).await
     }
 }
 

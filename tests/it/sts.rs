@@ -7,6 +7,7 @@
 
 mod clients;
 mod issuer;
+mod upstream_role;
 
 use std::sync::atomic::Ordering;
 
