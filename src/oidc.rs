@@ -54,7 +54,7 @@ struct Provider {
 
 #[derive(Default)]
 struct KeyState {
-    keys: Vec<Jwk>,
+    keys: Arc<Vec<Jwk>>,
     fetched: Option<Instant>,
 }
 
@@ -84,18 +84,12 @@ impl Providers {
         let provider = self.by_issuer.get(issuer).ok_or_else(|| OidcError::UnknownIssuer(issuer.to_owned()))?;
         // Refuse what can be refused without the keys, so a junk token costs no fetch.
         let (alg, kid) = verify::header(token)?;
-        let mut state = provider.state.lock().await;
-        let stale = state.fetched.is_none_or(|t| t.elapsed() > KEYS_TTL);
-        if stale {
-            provider.refresh(&mut state).await?;
-        }
-        match verify::verify(token, &state.keys, &provider.issuer, now) {
-            Err(TokenError::UnknownKey)
-                if verify::candidates(&state.keys, alg, kid.as_deref()).is_empty()
-                    && state.fetched.is_some_and(|t| t.elapsed() >= REFRESH_INTERVAL) =>
-            {
-                provider.refresh(&mut state).await?;
-                Ok(verify::verify(token, &state.keys, &provider.issuer, now)?)
+        let keys = provider.keys(false).await?;
+        match verify::verify(token, &keys, &provider.issuer, now) {
+            Err(TokenError::UnknownKey) if verify::candidates(&keys, alg, kid.as_deref()).is_empty() => {
+                // The provider may have rotated its keys since they were fetched.
+                let keys = provider.keys(true).await?;
+                Ok(verify::verify(token, &keys, &provider.issuer, now)?)
             }
             other => Ok(other?),
         }
@@ -103,6 +97,21 @@ impl Providers {
 }
 
 impl Provider {
+    /// The cached keys, fetched first when stale, or with `unknown_kid` when the last fetch is
+    /// older than [`REFRESH_INTERVAL`]. The lock is held only to read or fetch, not while a
+    /// token is checked, so tokens are verified concurrently.
+    async fn keys(&self, unknown_kid: bool) -> Result<Arc<Vec<Jwk>>, OidcError> {
+        let mut state = self.state.lock().await;
+        let age = state.fetched.map(|t| t.elapsed());
+        let refetch = match age {
+            None => true,
+            Some(age) => age > KEYS_TTL || (unknown_kid && age >= REFRESH_INTERVAL),
+        };
+        if refetch {
+            self.refresh(&mut state).await?;
+        }
+        Ok(state.keys.clone())
+    }
     async fn refresh(&self, state: &mut KeyState) -> Result<(), OidcError> {
         let discovery_url = format!("{}/.well-known/openid-configuration", self.issuer.trim_end_matches('/'));
         let discovery = self.get_json::<Discovery>(&discovery_url).await?;
@@ -114,7 +123,7 @@ impl Provider {
             return Err(OidcError::Unreachable("jwks_uri is not an https:// URL".into()));
         }
         let doc = self.get(&discovery.jwks_uri).await?;
-        state.keys = verify::parse_jwks(&doc).map_err(OidcError::Unreachable)?;
+        state.keys = Arc::new(verify::parse_jwks(&doc).map_err(OidcError::Unreachable)?);
         state.fetched = Some(Instant::now());
         tracing::info!(issuer = %self.issuer, keys = state.keys.len(), "fetched the identity provider's keys");
         Ok(())
