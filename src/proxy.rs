@@ -161,7 +161,8 @@ impl Gateway {
                 let mut outgoing = self.upstream_request(req, &admitted, ctx, &watch)?;
                 let handoff = outgoing.handoff.take();
                 let outgoing = self.policy_body_checks(outgoing, s3, &verified, ctx).await?;
-                let resp = self.forward(outgoing, s3, route, &watch, ctx.session.as_deref()).await?;
+                let who = (ctx.access_key_id.as_deref(), ctx.session.as_deref());
+                let resp = self.forward(outgoing, s3, route, &watch, who).await?;
                 // The answer is final: whatever of the body is still to come goes nowhere.
                 let rest = handoff.as_ref().and_then(early::Handoff::stop);
                 let head = ctx.method == Method::HEAD;

@@ -156,6 +156,10 @@ pub struct ClientFile {
     /// The policy document as JSON text.
     pub policy: Option<String>,
     pub policy_file: Option<PathBuf>,
+    /// An IAM role s3gate assumes upstream for this credential, so that CloudTrail and the
+    /// bucket policy see it rather than s3gate.
+    pub upstream_role_arn: Option<String>,
+    pub upstream_external_id: Option<String>,
 }
 
 /// Buckets matching `bucket` (`*` and `?` wildcards) go to this upstream.

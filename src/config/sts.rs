@@ -122,6 +122,33 @@ pub struct StsConfig {
     pub roles: Vec<Arc<Role>>,
     /// Where upstream roles are assumed; `None`: the upstream region's AWS STS.
     pub upstream_endpoint: Option<http::Uri>,
+    /// `[[client]]` credentials that reach S3 as an upstream role of their own, by access key id.
+    pub client_upstream_roles: std::collections::HashMap<String, UpstreamRole>,
+}
+
+/// An upstream IAM role assumed for one client.
+#[derive(Debug, Clone)]
+pub struct UpstreamRole {
+    pub role_arn: String,
+    pub external_id: Option<String>,
+}
+
+/// A `[[client]]`'s `upstream_role_arn` and `upstream_external_id`, checked.
+pub(super) fn client_upstream_role(
+    who: &str,
+    arn: Option<&str>,
+    external_id: Option<&str>,
+) -> Result<Option<UpstreamRole>, ConfigError> {
+    match (arn, external_id) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(invalid(format!("{who}: upstream_external_id needs an upstream_role_arn"))),
+        (Some(arn), _) if role_name(arn).is_none() => {
+            Err(invalid(format!("{who}: upstream_role_arn must be arn:aws:iam::<account>:role/<name>")))
+        }
+        (Some(arn), external_id) => {
+            Ok(Some(UpstreamRole { role_arn: arn.to_owned(), external_id: external_id.map(str::to_owned) }))
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -189,7 +216,7 @@ pub(super) fn validate(
         return Err(invalid(format!("role {:?} is declared twice", dup.1.arn)));
     }
     let upstream_endpoint = sts.upstream_endpoint.as_deref().map(upstream_endpoint).transpose()?;
-    Ok(StsConfig { enabled: sts.enabled, keys, providers, roles, upstream_endpoint })
+    Ok(StsConfig { enabled: sts.enabled, keys, providers, roles, upstream_endpoint, ..StsConfig::default() })
 }
 
 fn session_keys(sts: &StsResolved, files: &Files) -> Result<Option<SessionKeys>, ConfigError> {

@@ -28,7 +28,14 @@ pub(super) fn config(r: Resolved, files: &Files) -> Result<Config, ConfigError> 
         ca_file: r.upstream_ca.clone(),
     };
     let upstream = routes::upstream(default_upstream, timeouts, files)?;
-    let sts = super::sts::validate(&r.sts, &r.oidc_providers, &r.roles, files)?;
+    let mut sts = super::sts::validate(&r.sts, &r.oidc_providers, &r.roles, files)?;
+    for client in &r.clients {
+        let who = format!("client {:?}", client.access_key_id);
+        let arn = client.upstream_role_arn.as_deref();
+        if let Some(role) = super::sts::client_upstream_role(&who, arn, client.upstream_external_id.as_deref())? {
+            sts.client_upstream_roles.insert(client.access_key_id.clone(), role);
+        }
+    }
     let keys = client_keys(&r, files, endpoint && !sts.enabled)?;
     let domains = domains(&r.domain)?;
     let tls = tls(&r)?;

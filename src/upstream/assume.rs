@@ -41,7 +41,50 @@ pub enum AssumeError {
 pub struct AssumeRequest<'a> {
     pub role_arn: &'a str,
     pub external_id: Option<&'a str>,
-    pub session: &'a SessionClaims,
+    pub client: Client,
+}
+
+/// The client as the upstream sees it: the cache key, the session name, the source identity
+/// and the tags.
+pub struct Client {
+    id: String,
+    session_name: String,
+    source_identity: String,
+    tags: Vec<(&'static str, String)>,
+}
+
+impl Client {
+    /// A session of s3gate's STS: named by its session name, its caller's source identity (else
+    /// the web identity's subject, else the s3gate credential), and tagged with the s3gate role,
+    /// session name and subject.
+    pub fn session(s: &SessionClaims) -> Self {
+        let who = s.subject.as_deref().or(s.parent.as_deref()).unwrap_or_default();
+        let session_name = name(s.session_name.as_deref().or(s.parent.as_deref()).unwrap_or("s3gate"));
+        let source = s.source_identity.as_deref().or(s.subject.as_deref()).or(s.parent.as_deref());
+        let mut tags = vec![("s3gate-session", session_name.clone())];
+        if let Some(role) = &s.role {
+            tags.push(("s3gate-role", tag_value(role.rsplit('/').next().unwrap_or_default())));
+        }
+        if let Some(sub) = &s.subject {
+            tags.push(("s3gate-subject", tag_value(sub)));
+        }
+        Self {
+            id: format!("session|{who}|{}", s.session_name.as_deref().unwrap_or_default()),
+            session_name,
+            source_identity: name(source.unwrap_or("s3gate")),
+            tags,
+        }
+    }
+
+    /// A long-term s3gate credential: named by its access key id.
+    pub fn credential(access_key_id: &str) -> Self {
+        Self {
+            id: format!("credential|{access_key_id}"),
+            session_name: name(access_key_id),
+            source_identity: name(access_key_id),
+            tags: vec![("s3gate-credential", tag_value(access_key_id))],
+        }
+    }
 }
 
 /// Upstream role credentials by (role ARN, client).
@@ -65,8 +108,7 @@ impl AssumedRoles {
         base: &Credentials,
         req: &AssumeRequest<'_>,
     ) -> Result<Credentials, AssumeError> {
-        let client = client_id(req.session);
-        let key = (req.role_arn.to_owned(), client);
+        let key = (req.role_arn.to_owned(), req.client.id.clone());
         // Held across the fetch: one fetch per (role, client) however many requests wait.
         let mut cache = self.cache.lock().await;
         if let Some(c) = cache.get(&key) {
@@ -131,42 +173,23 @@ impl AssumedRoles {
     }
 }
 
-/// Who the client is, as the cache and the upstream see it: the web identity's subject or the
-/// s3gate credential behind the session, and the session name.
-fn client_id(s: &SessionClaims) -> String {
-    let who = s.subject.as_deref().or(s.parent.as_deref()).unwrap_or_default();
-    format!("{who}|{}", s.session_name.as_deref().unwrap_or_default())
-}
-
-/// The AssumeRole form: the session name and `SourceIdentity` name the client (the caller's
-/// source identity if it gave one, else its subject or credential), and tags carry the s3gate
-/// role, the session name and the web identity's subject.
+/// The AssumeRole form for `req`.
 fn form(req: &AssumeRequest<'_>) -> String {
-    let s = req.session;
-    let session_name = name(s.session_name.as_deref().or(s.parent.as_deref()).unwrap_or("s3gate"));
-    let source =
-        name(s.source_identity.as_deref().or(s.subject.as_deref()).or(s.parent.as_deref()).unwrap_or("s3gate"));
+    let c = &req.client;
     let mut pairs: Vec<(String, String)> = vec![
         ("Action".into(), "AssumeRole".into()),
         ("Version".into(), "2011-06-15".into()),
         ("RoleArn".into(), req.role_arn.into()),
-        ("RoleSessionName".into(), session_name.clone()),
-        ("SourceIdentity".into(), source),
+        ("RoleSessionName".into(), c.session_name.clone()),
+        ("SourceIdentity".into(), c.source_identity.clone()),
         ("DurationSeconds".into(), DURATION_SECONDS.to_string()),
     ];
     if let Some(id) = req.external_id {
         pairs.push(("ExternalId".into(), id.into()));
     }
-    let mut tags = vec![("s3gate-session", session_name)];
-    if let Some(role) = &s.role {
-        tags.push(("s3gate-role", tag_value(role.rsplit('/').next().unwrap_or_default())));
-    }
-    if let Some(sub) = &s.subject {
-        tags.push(("s3gate-subject", tag_value(sub)));
-    }
-    for (i, (k, v)) in tags.into_iter().enumerate() {
-        pairs.push((format!("Tags.member.{}.Key", i + 1), k.into()));
-        pairs.push((format!("Tags.member.{}.Value", i + 1), v));
+    for (i, (k, v)) in c.tags.iter().enumerate() {
+        pairs.push((format!("Tags.member.{}.Key", i + 1), (*k).into()));
+        pairs.push((format!("Tags.member.{}.Value", i + 1), v.clone()));
     }
     let enc = |t: &str| percent_encoding::utf8_percent_encode(t, percent_encoding::NON_ALPHANUMERIC).to_string();
     pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
