@@ -4,7 +4,8 @@
 #     (systemd-analyze checks deploy/systemd), bind9-dnsutils (dig) and dnsmasq-base (the
 #     transparent-mode DNS tests)
 #   PyPI, in a venv at .venv: the newest awscli (v1), boto3, requests, dnspython (resolution
-#   through s3gate's DNS responder in the transparent-mode client tests), and the validators of
+#   through s3gate's DNS responder in the transparent-mode client tests), moto (the upstream STS
+#   of the per-client upstream role test), and the validators of
 #   deploy/: cfn-lint (CloudFormation) and kubernetes-validate (Kubernetes schemas, offline)
 # Idempotent: apt-get runs only when a package is missing, pip only when the venv is new, a
 # package is missing, or the last upgrade is older than a day (S3GATE_DEPS_UPGRADE=1 forces it).
@@ -15,7 +16,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 apt_packages=(rclone s3cmd nginx squid curl haproxy systemd bind9-dnsutils dnsmasq-base)
-py_packages=(awscli boto3 requests dnspython cfn-lint kubernetes-validate)
+py_packages=(awscli boto3 requests dnspython cfn-lint kubernetes-validate "moto[server]")
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -49,7 +50,7 @@ need_pip=0
 for tool in aws cfn-lint kubernetes-validate; do
     [ -x "$venv/bin/$tool" ] || need_pip=1
 done
-"$venv/bin/python" -c 'import boto3, requests, awscli, dns.resolver' 2>/dev/null || need_pip=1
+"$venv/bin/python" -c 'import boto3, requests, awscli, dns.resolver, moto.server, werkzeug' 2>/dev/null || need_pip=1
 if [ "$need_pip" = 1 ]; then
     echo "install-test-deps: upgrading ${py_packages[*]} in $venv"
     "$venv/bin/python" -m pip install -q --upgrade pip

@@ -55,6 +55,41 @@ pub struct AuditRecord {
     pub user: Option<String>,
     /// Forward mode: the `host:port` the client asked for.
     pub destination: Option<String>,
+    /// Endpoint mode, temporary credentials: the session they belong to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionRecord>,
+}
+
+/// Who a session is: the role, the session name, the web identity behind it. Never its secret
+/// or token.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionRecord {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_identity: Option<String>,
+    /// The s3gate credential that asked for the session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+}
+
+impl SessionRecord {
+    pub fn of(c: &crate::session::SessionClaims) -> Self {
+        Self {
+            role: c.role.clone(),
+            session_name: c.session_name.clone(),
+            issuer: c.issuer.clone(),
+            subject: c.subject.clone(),
+            source_identity: c.source_identity.clone(),
+            parent: c.parent.clone(),
+        }
+    }
 }
 
 /// The current time for [`AuditRecord::time`].

@@ -32,6 +32,7 @@ pub mod forward;
 mod load;
 mod routes;
 mod settings;
+pub mod sts;
 pub mod transparent;
 mod validate;
 
@@ -41,6 +42,7 @@ pub use forward::{ForwardArgs, ForwardConfig, ForwardFile, ForwardResolved};
 pub use load::read_config_file;
 pub use routes::{AccessConfig, RouteConfig};
 pub use settings::{ClientFile, FileConfig, Resolved, RouteFile, ServeArgs, DEFAULT_LISTEN, DEFAULT_REGION};
+pub use sts::{OidcProvider, Role, StsArgs, StsConfig, Trust};
 pub use transparent::{InspectConfig, S3Names, TransparentArgs, TransparentConfig};
 
 /// How the upstream is addressed: `https://host/bucket/key` or `https://bucket.host/key`.
@@ -137,6 +139,8 @@ pub struct Config {
     /// `--dns-upstream`: where the transparent listener resolves the real S3 names (the
     /// system resolver may be s3gate's own responder); empty: the system resolver.
     pub resolvers: Vec<SocketAddr>,
+    /// s3gate's own STS, and the keys that open its session tokens.
+    pub sts: StsConfig,
 }
 
 impl Config {
@@ -168,7 +172,7 @@ impl Config {
 /// Every declared key: the endpoint's, then the forward proxy's (`[forward]`), the
 /// transparent listener's (`[transparent]`) and the DNS responder's (`[dns]`).
 pub fn keys() -> impl Iterator<Item = &'static Key> {
-    settings::KEYS.iter().chain(forward::KEYS).chain(transparent::KEYS).chain(dns::KEYS)
+    settings::KEYS.iter().chain(forward::KEYS).chain(transparent::KEYS).chain(dns::KEYS).chain(sts::KEYS)
 }
 
 /// How a file the settings name is used, which decides how it is read.

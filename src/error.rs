@@ -23,6 +23,7 @@ pub enum S3ErrorCode {
     BadRequest,
     EntityTooLarge,
     EntityTooSmall,
+    ExpiredToken,
     IncompleteBody,
     InternalError,
     InvalidAccessKeyId,
@@ -30,6 +31,7 @@ pub enum S3ErrorCode {
     InvalidBucketName,
     InvalidPolicyDocument,
     InvalidRequest,
+    InvalidToken,
     InvalidURI,
     MalformedPOSTRequest,
     MalformedXML,
@@ -56,6 +58,7 @@ impl S3ErrorCode {
             Self::BadRequest => "BadRequest",
             Self::EntityTooLarge => "EntityTooLarge",
             Self::EntityTooSmall => "EntityTooSmall",
+            Self::ExpiredToken => "ExpiredToken",
             Self::IncompleteBody => "IncompleteBody",
             Self::InternalError => "InternalError",
             Self::InvalidAccessKeyId => "InvalidAccessKeyId",
@@ -63,6 +66,7 @@ impl S3ErrorCode {
             Self::InvalidBucketName => "InvalidBucketName",
             Self::InvalidPolicyDocument => "InvalidPolicyDocument",
             Self::InvalidRequest => "InvalidRequest",
+            Self::InvalidToken => "InvalidToken",
             Self::InvalidURI => "InvalidURI",
             Self::MalformedPOSTRequest => "MalformedPOSTRequest",
             Self::MalformedXML => "MalformedXML",
@@ -93,11 +97,13 @@ impl S3ErrorCode {
             | Self::BadRequest
             | Self::EntityTooLarge
             | Self::EntityTooSmall
+            | Self::ExpiredToken
             | Self::IncompleteBody
             | Self::InvalidArgument
             | Self::InvalidBucketName
             | Self::InvalidPolicyDocument
             | Self::InvalidRequest
+            | Self::InvalidToken
             | Self::InvalidURI
             | Self::MalformedPOSTRequest
             | Self::MalformedXML
@@ -265,6 +271,19 @@ impl FailureSlot {
 
     pub fn take(&self) -> Option<S3Error> {
         self.0.lock().ok().and_then(|mut s| s.take())
+    }
+}
+
+/// As S3 answers a session token it cannot use: expired, or anything else that is wrong with it.
+impl From<crate::session::SessionError> for S3Error {
+    fn from(e: crate::session::SessionError) -> Self {
+        use crate::session::SessionError as E;
+        match e {
+            E::Expired => S3Error::new(S3ErrorCode::ExpiredToken, "The provided token has expired."),
+            E::Malformed | E::UnknownKey | E::Tampered => {
+                S3Error::new(S3ErrorCode::InvalidToken, "The provided token is malformed or otherwise invalid.")
+            }
+        }
     }
 }
 

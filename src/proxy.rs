@@ -21,6 +21,8 @@ mod record;
 mod respond;
 mod scrub;
 mod send;
+mod session_auth;
+mod sts_api;
 mod timeout;
 
 use std::sync::Arc;
@@ -37,6 +39,7 @@ use crate::health::Readiness;
 pub use crate::listener::ConnInfo;
 use crate::metrics::{Metrics, Mode};
 use crate::s3_request::{self, Operation, S3Request};
+use crate::session::SessionClaims;
 use crate::sigv4::{self, SigV4Error, Verified};
 use crate::upstream::Router;
 use outgoing::{Admitted, BodyWatch, Outgoing};
@@ -51,6 +54,8 @@ enum Next {
     PostObject(String),
     /// Authenticated and authorized: forward it.
     Forward(Verified),
+    /// A request for s3gate's own STS.
+    Sts,
 }
 
 /// One configuration's endpoint. A reload builds a new one and swaps it in for new requests;
@@ -63,6 +68,10 @@ pub struct Gateway {
     readiness: Readiness,
     /// The regions a client's signature may be scoped to (see `access::region_served`).
     client_regions: Vec<String>,
+    /// The identity providers of the STS, with their cached keys.
+    oidc: crate::oidc::Providers,
+    /// Upstream role credentials per (role, client), for roles with an `upstream_role_arn`.
+    assumed: crate::upstream::assume::AssumedRoles,
 }
 
 impl Gateway {
@@ -74,7 +83,12 @@ impl Gateway {
         readiness: Readiness,
     ) -> Self {
         let client_regions = access::client_regions(&config);
-        Self { config, router, metrics, audit, readiness, client_regions }
+        let oidc = crate::oidc::Providers::new(&config.sts.providers).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "identity providers unusable; web identity tokens will be refused");
+            crate::oidc::Providers::default()
+        });
+        let assumed = crate::upstream::assume::AssumedRoles::new(config.sts.upstream_endpoint.clone());
+        Self { config, router, metrics, audit, readiness, client_regions, oidc, assumed }
     }
 
     /// Entry point for every endpoint-mode request. Never fails: errors become S3 XML.
@@ -90,6 +104,8 @@ impl Gateway {
             s3: None,
             route: None,
             bytes_in: Default::default(),
+            session: None,
+            policies: Vec::new(),
         };
         let head = req.method() == Method::HEAD;
         let resp = match self.process(req, &mut ctx).await {
@@ -134,6 +150,7 @@ impl Gateway {
                 Ok(resp)
             }
             Next::PostObject(bucket) => self.post_object(req, &bucket, ctx).await,
+            Next::Sts => Ok(self.sts(req, ctx).await),
             Next::Forward(verified) => {
                 let s3 = ctx.s3.as_ref().ok_or_else(S3Error::internal)?;
                 let route = self.router.route(s3.bucket.as_deref());
@@ -144,7 +161,8 @@ impl Gateway {
                 let mut outgoing = self.upstream_request(req, &admitted, ctx, &watch)?;
                 let handoff = outgoing.handoff.take();
                 let outgoing = self.policy_body_checks(outgoing, s3, &verified, ctx).await?;
-                let resp = self.forward(outgoing, s3, route, &watch).await?;
+                let who = (ctx.access_key_id.as_deref(), ctx.session.as_deref());
+                let resp = self.forward(outgoing, s3, route, &watch, who).await?;
                 // The answer is final: whatever of the body is still to come goes nowhere.
                 let rest = handoff.as_ref().and_then(early::Handoff::stop);
                 let head = ctx.method == Method::HEAD;
@@ -171,6 +189,10 @@ impl Gateway {
             }
             return self.presign_api(req, ctx).map(Next::Respond);
         }
+        let (method, uri) = (req.method(), req.uri());
+        if self.config.sts.enabled && crate::sts::is_sts_request(method, uri.path(), uri.query(), req.headers()) {
+            return Ok(Next::Sts);
+        }
         let s3 = self.request_filter(req)?;
         if !access::endpoint_allowed(&self.config.access, host_of(req).unwrap_or_default(), &s3) {
             self.metrics.network_denied(Mode::Endpoint, "endpoint");
@@ -193,8 +215,10 @@ impl Gateway {
             return Ok(Next::PostObject(bucket));
         }
         ctx.s3 = Some(s3);
-        let verified = self.authenticate(req).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
+        let (verified, session) = self.authenticate(req).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
         ctx.access_key_id = Some(verified.access_key_id.clone());
+        ctx.policies = self.policies(&verified.access_key_id, session.as_deref())?;
+        ctx.session = session;
         let s3 = ctx.s3.as_ref().ok_or_else(S3Error::internal)?;
         self.authorize(req, s3, &verified, ctx).inspect_err(|_| self.metrics.policy_denied(s3.action))?;
         Ok(Next::Forward(verified))
@@ -222,17 +246,24 @@ impl Gateway {
         })
     }
 
-    /// Phase 2: SigV4, header or presigned form, against the credentials s3gate issued, scoped
-    /// to a region s3gate serves.
-    fn authenticate<B>(&self, req: &Request<B>) -> Result<Verified, S3Error> {
-        let verified = self.verify_signature(req)?;
+    /// Phase 2: SigV4, header or presigned form, against the credentials s3gate issued or the
+    /// temporary ones its STS sealed into the request's session token, scoped to a region
+    /// s3gate serves.
+    fn authenticate<B>(&self, req: &Request<B>) -> Result<(Verified, Option<Arc<SessionClaims>>), S3Error> {
+        let session = self.open_session(req)?;
+        let verified = self.verify_signature(req, session.as_deref())?;
         access::region_served(&self.client_regions, &self.config.upstream.region, &verified)?;
-        Ok(verified)
+        Ok((verified, session))
     }
 
-    fn verify_signature<B>(&self, req: &Request<B>) -> Result<Verified, S3Error> {
+    fn verify_signature<B>(&self, req: &Request<B>, session: Option<&SessionClaims>) -> Result<Verified, S3Error> {
         let keys = &self.config.keys;
-        let lookup = |akid: &str| keys.secret(akid);
+        // With a session token, only the session's own access key id signs: a long-term key
+        // with someone's token is not that session.
+        let lookup = |akid: &str| match session {
+            Some(s) => (s.access_key_id == akid).then(|| s.secret_key()),
+            None => keys.secret(akid),
+        };
         let now = time::OffsetDateTime::now_utc();
         let skew = self.config.max_clock_skew;
         let (path, query) = (req.uri().path(), req.uri().query());
@@ -269,13 +300,11 @@ impl Gateway {
         verified: &Verified,
         ctx: &RequestContext,
     ) -> Result<(), S3Error> {
-        match self.config.keys.policy(&verified.access_key_id) {
-            None => Ok(()),
-            Some(_) if s3.op() == Operation::DeleteObjects => Ok(()),
-            Some(policy) => {
-                access::check_policy(&policy, s3, req.headers(), ctx.client.ip(), ctx.secure, &verified.access_key_id)
-            }
+        if s3.op() == Operation::DeleteObjects && !ctx.policies.is_empty() {
+            return Ok(());
         }
+        let principal = access::Principal { access_key_id: &verified.access_key_id, session: ctx.session.as_deref() };
+        access::check_policy(&ctx.policies, s3, req.headers(), ctx.client.ip(), ctx.secure, principal)
     }
 }
 

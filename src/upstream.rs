@@ -1,6 +1,8 @@
 //! The upstream side: one pooled HTTP/1.1 client (rustls for HTTPS), where a bucket's requests
 //! go, and the credentials they are signed with.
 
+pub mod assume;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 

@@ -27,6 +27,7 @@ fn record(request_id: &str) -> AuditRecord {
         mode: Mode::Endpoint.as_str().to_owned(),
         user: None,
         destination: None,
+        session: None,
     }
 }
 

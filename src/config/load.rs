@@ -29,6 +29,7 @@ fn holds_secrets(f: &FileConfig) -> bool {
         || f.client.iter().flatten().any(|c| c.secret_access_key.is_some())
         || f.route.iter().flatten().any(|r| r.upstream_credentials.is_some())
         || f.forward.as_ref().and_then(|fw| fw.user.as_ref()).is_some_and(|u| !u.is_empty())
+        || f.sts.as_ref().is_some_and(|s| s.session_key.is_some())
 }
 
 impl Files {
@@ -53,6 +54,7 @@ fn named_files(r: &Resolved) -> Vec<(&Path, FileUse)> {
     }
     out.extend(r.routes.iter().filter_map(|route| route.upstream_ca.as_deref()).map(|p| (p, FileUse::Present)));
     out.extend(r.forward.users_file.as_deref().map(|p| (p, FileUse::Secret)));
+    out.extend(super::sts::named_files(&r.sts, &r.oidc_providers, &r.roles));
     out
 }
 

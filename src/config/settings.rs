@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::declare::{settings, Env, Seconds};
 use super::dns::{self, DnsArgs, DnsFile, DnsResolved};
 use super::forward::{self, ForwardArgs, ForwardFile, ForwardResolved};
+use super::sts::{self, OidcProviderFile, RoleFile, StsArgs, StsFile, StsResolved};
 use super::transparent::{self, TransparentArgs, TransparentFile, TransparentResolved};
 use super::{ConfigError, UpstreamAddressing};
 
@@ -117,6 +118,9 @@ settings! {
         /// The DNS responder and its options (`--dns-*`).
         #[command(flatten)]
         pub dns: DnsArgs,
+        /// s3gate's own STS (`--sts-*`).
+        #[command(flatten)]
+        pub sts: StsArgs,
     }
 
     /// The TOML file. Keys are the flag names with `_` for `-`.
@@ -133,6 +137,12 @@ settings! {
         pub transparent: Option<TransparentFile>,
         /// The `[dns]` table: the DNS responder.
         pub dns: Option<DnsFile>,
+        /// The `[sts]` table: s3gate's own STS.
+        pub sts: Option<StsFile>,
+        /// `[[oidc_provider]]` tables: identity providers whose tokens the STS accepts.
+        pub oidc_provider: Option<Vec<OidcProviderFile>>,
+        /// `[[role]]` tables: roles clients assume through the STS.
+        pub role: Option<Vec<RoleFile>>,
     }
 
     /// Settings merged from the three sources, before any file they name is read.
@@ -143,6 +153,9 @@ settings! {
         pub forward: ForwardResolved,
         pub transparent: TransparentResolved,
         pub dns: DnsResolved,
+        pub sts: StsResolved,
+        pub oidc_providers: Vec<OidcProviderFile>,
+        pub roles: Vec<RoleFile>,
     }
 }
 
@@ -157,6 +170,10 @@ pub struct ClientFile {
     /// The policy document as JSON text.
     pub policy: Option<String>,
     pub policy_file: Option<PathBuf>,
+    /// An IAM role s3gate assumes upstream for this credential, so that CloudTrail and the
+    /// bucket policy see it rather than s3gate.
+    pub upstream_role_arn: Option<String>,
+    pub upstream_external_id: Option<String>,
 }
 
 /// Buckets matching `bucket` (`*` and `?` wildcards) go to this upstream.
@@ -191,6 +208,9 @@ pub fn resolve(args: &ServeArgs, env: &Env, file: Option<&str>) -> Result<Resolv
     resolved.forward = forward::resolve(&args.forward, env, file.forward)?;
     resolved.transparent = transparent::resolve(&args.transparent, env, file.transparent)?;
     resolved.dns = dns::resolve(&args.dns, env, file.dns)?;
+    resolved.sts = sts::resolve(&args.sts, env, file.sts)?;
+    resolved.oidc_providers = file.oidc_provider.unwrap_or_default();
+    resolved.roles = file.role.unwrap_or_default();
     Ok(resolved)
 }
 

@@ -33,7 +33,15 @@ pub(super) fn config(r: Resolved, files: &Files) -> Result<Config, ConfigError> 
         ca_file: r.upstream_ca.clone(),
     };
     let upstream = routes::upstream(default_upstream, timeouts, files)?;
-    let keys = client_keys(&r, files, endpoint)?;
+    let mut sts = super::sts::validate(&r.sts, &r.oidc_providers, &r.roles, files)?;
+    for client in &r.clients {
+        let who = format!("client {:?}", client.access_key_id);
+        let arn = client.upstream_role_arn.as_deref();
+        if let Some(role) = super::sts::client_upstream_role(&who, arn, client.upstream_external_id.as_deref())? {
+            sts.client_upstream_roles.insert(client.access_key_id.clone(), role);
+        }
+    }
+    let keys = client_keys(&r, files, endpoint && !sts.enabled)?;
     let domains = domains(&r.domain)?;
     let tls = tls(&r)?;
     let public_url = r
@@ -74,6 +82,7 @@ pub(super) fn config(r: Resolved, files: &Files) -> Result<Config, ConfigError> 
         transparent,
         dns,
         resolvers,
+        sts,
     })
 }
 
@@ -98,8 +107,9 @@ fn max_connections(setting: Option<u64>) -> Result<usize, ConfigError> {
 }
 
 /// `--credentials`, the credentials file and `[[client]]` tables, in that order (a later one
-/// replaces an earlier one with the same access key id).
-fn client_keys(r: &Resolved, files: &Files, endpoint: bool) -> Result<KeyStore, ConfigError> {
+/// replaces an earlier one with the same access key id). `required`: an endpoint without its
+/// own STS needs at least one, since nobody could sign a request otherwise.
+fn client_keys(r: &Resolved, files: &Files, required: bool) -> Result<KeyStore, ConfigError> {
     let mut keys = KeyStore::default();
     for (i, pair) in r.credentials.iter().enumerate() {
         let c =
@@ -115,7 +125,7 @@ fn client_keys(r: &Resolved, files: &Files, endpoint: bool) -> Result<KeyStore, 
         let (c, policy) = routes::client(client, files)?;
         keys.insert(c, policy);
     }
-    if keys.is_empty() && endpoint {
+    if keys.is_empty() && required {
         return Err(invalid(
             "no client credentials: give --credentials AKID:SECRET or --credentials-file FILE \
              (or --listen none to run only the forward proxy)",

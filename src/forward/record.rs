@@ -117,6 +117,7 @@ impl Drop for Record {
                 mode: "forward".to_owned(),
                 user: self.user.clone(),
                 destination: self.destination.clone(),
+                session: None,
             });
         }
     }

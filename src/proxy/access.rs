@@ -2,6 +2,7 @@
 //! be scoped to, and per-credential policies (checked before anything reaches the upstream).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use bytes::BytesMut;
@@ -14,6 +15,7 @@ use crate::error::{S3Error, S3ErrorCode};
 use crate::policy::{authorize, AuthzRequest, Decision, Policy};
 use crate::s3_request::{self, Addressing, S3Request};
 use crate::s3_xml::DeleteRequest;
+use crate::session::SessionClaims;
 use crate::sigv4::Verified;
 
 /// S3 caps DeleteObjects at 1,000 keys of at most 1,024 bytes; the XML around them stays well
@@ -111,26 +113,86 @@ pub fn region_served(regions: &[String], expected: &str, verified: &Verified) ->
     Err(error.with_region(expected))
 }
 
-/// The credential's policy against the classified request, and for CopyObject and
+/// Who signed a request: the access key id, and the session it belongs to, if any. Policies
+/// see it through the identity keys (`aws:username`, `aws:userid`, `aws:PrincipalTag/...`),
+/// which `${...}` policy variables such as `home/${aws:userid}/*` read.
+#[derive(Clone, Copy)]
+pub struct Principal<'a> {
+    pub access_key_id: &'a str,
+    pub session: Option<&'a SessionClaims>,
+}
+
+impl Principal<'_> {
+    /// The identity condition keys, as IAM sets them for a user, a user's session
+    /// (GetSessionToken) or a role session; `s3gate:issuer` and `s3gate:subject` name a web
+    /// identity.
+    fn add_to(&self, req: &mut AuthzRequest) {
+        let Some(session) = self.session else {
+            req.insert("aws:username", self.access_key_id);
+            req.insert("aws:userid", self.access_key_id);
+            req.insert("aws:principaltype", "User");
+            return;
+        };
+        match (&session.role, &session.parent) {
+            (None, Some(parent)) => {
+                req.insert("aws:username", parent.as_str());
+                req.insert("aws:userid", parent.as_str());
+                req.insert("aws:principaltype", "User");
+            }
+            (role, _) => {
+                let arn = role.as_deref().unwrap_or_default();
+                let session_name = session.session_name.as_deref().unwrap_or_default();
+                req.insert("aws:userid", format!("{}:{session_name}", crate::session::role_id(arn)));
+                req.insert("aws:principalarn", arn);
+                req.insert("aws:principaltype", "AssumedRole");
+                req.insert("aws:rolesessionname", session_name);
+            }
+        }
+        let optional = [
+            ("aws:sourceidentity", &session.source_identity),
+            ("s3gate:issuer", &session.issuer),
+            ("s3gate:subject", &session.subject),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value {
+                req.insert(key, value.as_str());
+            }
+        }
+        for (key, value) in &session.tags {
+            req.insert(&format!("aws:principaltag/{key}"), value.as_str());
+        }
+    }
+}
+
+/// Every policy must allow (a session policy narrows the role's, as in IAM); an empty list is
+/// a credential without a policy, which may do anything.
+fn allowed(policies: &[Arc<Policy>], req: &AuthzRequest) -> bool {
+    policies.iter().all(|p| authorize(p, req) == Decision::Allow)
+}
+
+/// The credential's policies against the classified request, and for CopyObject and
 /// UploadPartCopy also read access to the source: without that check a credential could copy
 /// out of a bucket it cannot read.
 pub fn check_policy(
-    policy: &Policy,
+    policies: &[Arc<Policy>],
     s3: &S3Request,
     headers: &HeaderMap,
     client: IpAddr,
     secure: bool,
-    akid: &str,
+    principal: Principal<'_>,
 ) -> Result<(), S3Error> {
+    if policies.is_empty() {
+        return Ok(());
+    }
     let now = time::OffsetDateTime::now_utc();
     let mut req = AuthzRequest::from_s3(s3, client, secure, headers, now);
-    req.insert("aws:username", akid);
-    if authorize(policy, &req) != Decision::Allow {
+    principal.add_to(&mut req);
+    if !allowed(policies, &req) {
         return Err(S3Error::access_denied());
     }
     for &action in &s3.also_requires {
         let extra = AuthzRequest { action, resource_arn: req.resource_arn.clone(), context: req.context.clone() };
-        if authorize(policy, &extra) != Decision::Allow {
+        if !allowed(policies, &extra) {
             return Err(S3Error::access_denied());
         }
     }
@@ -143,7 +205,7 @@ pub fn check_policy(
             resource_arn: format!("arn:aws:s3:::{}/{}", src.bucket, src.key),
             context: req.context.clone(),
         };
-        if authorize(policy, &read) != Decision::Allow {
+        if !allowed(policies, &read) {
             return Err(S3Error::access_denied());
         }
     }
@@ -155,18 +217,18 @@ pub fn check_policy(
 /// denied object refuses the whole request, before anything is sent: S3 would delete the others
 /// and report that one, but a refusal that changes nothing is the safer answer.
 pub fn check_delete_objects(
-    policy: &Policy,
+    policies: &[Arc<Policy>],
     s3: &S3Request,
     headers: &HeaderMap,
     client: IpAddr,
     secure: bool,
-    akid: &str,
+    principal: Principal<'_>,
     request: &DeleteRequest,
 ) -> Result<(), S3Error> {
     let bucket = s3.bucket.as_deref().unwrap_or_default();
     let now = time::OffsetDateTime::now_utc();
     let mut req = AuthzRequest::from_s3(s3, client, secure, headers, now);
-    req.insert("aws:username", akid);
+    principal.add_to(&mut req);
     for object in &request.objects {
         let action = if object.version_id.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
         let resource_arn = format!("arn:aws:s3:::{bucket}/{}", object.key);
@@ -174,7 +236,7 @@ pub fn check_delete_objects(
         // checked on each object too.
         for &action in std::iter::once(&action).chain(&s3.also_requires) {
             let one = AuthzRequest { action, resource_arn: resource_arn.clone(), context: req.context.clone() };
-            if authorize(policy, &one) != Decision::Allow {
+            if !allowed(policies, &one) {
                 return Err(S3Error::access_denied());
             }
         }

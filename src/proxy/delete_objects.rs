@@ -17,8 +17,8 @@ use crate::sigv4::{self, Verified};
 
 impl Gateway {
     /// Whether the body is read whole before anything is sent: DeleteObjects under a policy.
-    pub(super) fn reads_body_whole(&self, s3: &S3Request, verified: &Verified) -> bool {
-        s3.op() == Operation::DeleteObjects && self.config.keys.policy(&verified.access_key_id).is_some()
+    pub(super) fn reads_body_whole(&self, s3: &S3Request, ctx: &RequestContext) -> bool {
+        s3.op() == Operation::DeleteObjects && !ctx.policies.is_empty()
     }
 
     /// Every object a DeleteObjects names, checked; then the checked bytes go upstream.
@@ -32,23 +32,18 @@ impl Gateway {
         if s3.op() != Operation::DeleteObjects {
             return Ok(out);
         }
-        let Some(policy) = self.config.keys.policy(&verified.access_key_id) else { return Ok(out) };
+        if ctx.policies.is_empty() {
+            return Ok(out);
+        }
         let Outgoing { method, mut headers, query, body, .. } = out;
         let bytes = access::collect_bounded(body, access::DELETE_OBJECTS_MAX_BODY).await?;
         let request = s3_xml::delete_objects(&bytes).map_err(|e| {
             tracing::debug!(request_id = %ctx.request_id, reason = e.reason(), "DeleteObjects body refused");
             S3Error::from(e)
         })?;
-        access::check_delete_objects(
-            &policy,
-            s3,
-            &headers,
-            ctx.client.ip(),
-            ctx.secure,
-            &verified.access_key_id,
-            &request,
-        )
-        .inspect_err(|_| self.metrics.policy_denied("s3:DeleteObject"))?;
+        let principal = access::Principal { access_key_id: &verified.access_key_id, session: ctx.session.as_deref() };
+        access::check_delete_objects(&ctx.policies, s3, &headers, ctx.client.ip(), ctx.secure, principal, &request)
+            .inspect_err(|_| self.metrics.policy_denied("s3:DeleteObject"))?;
         plain_body(&mut headers, &bytes);
         let payload_hash = sigv4::sha256_hex(&bytes);
         Ok(Outgoing { method, headers, query, body: body::full(bytes), payload_hash, bodiless: false, handoff: None })

@@ -66,7 +66,7 @@ impl Gateway {
         let framed = content_length.is_some() || parts.headers.contains_key(header::TRANSFER_ENCODING);
         // A body the policy reads whole must be the payload itself, unframed, for the policy
         // to see what the upstream will parse (see `policy_body_checks`).
-        let whole = self.reads_body_whole(s3, verified);
+        let whole = self.reads_body_whole(s3, ctx);
         let (body, payload_hash) = match &verified.payload {
             // No Content-Length and no Transfer-Encoding: HTTP says there is no body. Say so
             // upstream with an explicit length, or hyper would pick chunked framing.

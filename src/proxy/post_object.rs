@@ -49,18 +49,17 @@ impl Gateway {
             .await
             .inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
         ctx.access_key_id = Some(upload.target.access_key_id.clone());
-        let put = upload.target.as_s3_request()?;
-        if let Some(policy) = self.config.keys.policy(&upload.target.access_key_id) {
-            access::check_policy(
-                &policy,
-                &put,
-                &upload.target.headers,
-                ctx.client.ip(),
-                ctx.secure,
-                &upload.target.access_key_id,
-            )
-            .inspect_err(|_| self.metrics.policy_denied(put.action))?;
+        if self.config.sts.client_upstream_roles.contains_key(&upload.target.access_key_id) {
+            // The upload would reach S3 as s3gate, not as the credential's own upstream role.
+            return Err(S3Error::not_implemented(
+                "Browser form uploads are not available to a credential with an upstream role.",
+            ));
         }
+        let put = upload.target.as_s3_request()?;
+        let policies: Vec<_> = self.config.keys.policy(&upload.target.access_key_id).into_iter().collect();
+        let principal = access::Principal { access_key_id: &upload.target.access_key_id, session: None };
+        access::check_policy(&policies, &put, &upload.target.headers, ctx.client.ip(), ctx.secure, principal)
+            .inspect_err(|_| self.metrics.policy_denied(put.action))?;
         let route = self.router.route(Some(bucket));
         ctx.route = Some(route.name.clone());
         let etag = self.upload_file(&upload.target, upload.body, &upload.failure, &put, route).await;
@@ -210,7 +209,9 @@ impl Gateway {
             Outgoing { method, headers, query, body: body::full(data), payload_hash, bodiless: false, handoff: None };
         let watch = BodyWatch::default();
         watch.sent.mark();
-        self.forward(out, put, route, &watch).await
+        // Credentials with an upstream role of their own are refused in `post_object`, so the
+        // route's credentials are the right ones here.
+        self.forward(out, put, route, &watch, (None, None)).await
     }
 }
 

@@ -13,14 +13,18 @@ impl Gateway {
     /// request; the caller can only mint what its own policy allows, signed with its own
     /// credential (so revoking the credential revokes its URLs).
     pub(super) fn presign_api<B>(&self, req: &Request<B>, ctx: &mut RequestContext) -> Result<Response<Body>, S3Error> {
-        let verified = self.authenticate(req).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
+        let (verified, session) = self.authenticate(req).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
         ctx.access_key_id = Some(verified.access_key_id.clone());
+        if session.is_some() {
+            // A minted URL is signed with a long-term credential and would outlive the session.
+            return Err(S3Error::access_denied());
+        }
         let mint = crate::presign::api::api_request(req.uri().query())?;
         let target = mint.as_s3_request()?;
-        if let Some(policy) = self.config.keys.policy(&verified.access_key_id) {
-            access::check_policy(&policy, &target, req.headers(), ctx.client.ip(), ctx.secure, &verified.access_key_id)
-                .inspect_err(|_| self.metrics.policy_denied(target.action))?;
-        }
+        let principal = access::Principal { access_key_id: &verified.access_key_id, session: None };
+        let policies: Vec<_> = self.config.keys.policy(&verified.access_key_id).into_iter().collect();
+        access::check_policy(&policies, &target, req.headers(), ctx.client.ip(), ctx.secure, principal)
+            .inspect_err(|_| self.metrics.policy_denied(target.action))?;
         ctx.s3 = Some(target);
         let credential = self.config.keys.credential(&verified.access_key_id).ok_or_else(S3Error::internal)?;
         let public_url = self.public_url(req, ctx)?;

@@ -28,6 +28,10 @@ pub struct RequestContext {
     pub s3: Option<S3Request>,
     pub route: Option<String>,
     pub bytes_in: Arc<AtomicU64>,
+    /// The STS session the request was signed under, for the record and the policies.
+    pub session: Option<Arc<crate::session::SessionClaims>>,
+    /// What the request must satisfy, every one (see `Gateway::policies`); empty: full access.
+    pub policies: Vec<Arc<crate::policy::Policy>>,
 }
 
 /// A body that counts the data bytes passing through it.
@@ -132,6 +136,7 @@ impl Drop for Finish {
                 mode: "endpoint".to_owned(),
                 user: None,
                 destination: None,
+                session: ctx.session.as_deref().map(crate::audit::SessionRecord::of),
             });
         }
     }

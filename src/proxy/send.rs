@@ -10,8 +10,10 @@ use super::Gateway;
 use crate::body::{self, Body};
 use crate::error::{S3Error, S3ErrorCode};
 use crate::s3_request::S3Request;
+use crate::session::SessionClaims;
 use crate::sigv4;
-use crate::upstream::Route;
+use crate::upstream::assume::{AssumeError, AssumeRequest, Client};
+use crate::upstream::{Route, Upstream};
 
 impl Gateway {
     /// Phase 5: sign for the route's upstream and send. A bodiless request that the upstream
@@ -22,6 +24,7 @@ impl Gateway {
         s3: &S3Request,
         route: &Route,
         watch: &BodyWatch,
+        (access_key_id, session): (Option<&str>, Option<&SessionClaims>),
     ) -> Result<Response<Incoming>, S3Error> {
         let upstream = &route.upstream;
         let bucket = s3.bucket.as_deref().map(|b| route.upstream_bucket(b));
@@ -41,6 +44,7 @@ impl Gateway {
                 self.metrics.upstream_error("credentials");
                 S3Error::service_unavailable("The gateway has no upstream credentials right now.")
             })?;
+            let creds = self.client_credentials(upstream, creds, access_key_id, session).await?;
             let region = upstream.region_for(bucket);
             sigv4::sign_upstream(&mut parts, &creds, &region, &payload_hash, std::time::SystemTime::now()).map_err(
                 |e| {
@@ -112,4 +116,41 @@ fn redirect_region<B>(resp: &Response<B>) -> Option<String> {
         return None;
     }
     resp.headers().get("x-amz-bucket-region").and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+impl Gateway {
+    /// The credentials to sign with for this client: the route's own, or, when the session's
+    /// role or the client's credential names an upstream role, that role's credentials for
+    /// this client.
+    async fn client_credentials(
+        &self,
+        upstream: &Upstream,
+        base: aws_credential_types::Credentials,
+        access_key_id: Option<&str>,
+        session: Option<&SessionClaims>,
+    ) -> Result<aws_credential_types::Credentials, S3Error> {
+        let sts = &self.config.sts;
+        let req = match session {
+            Some(session) => {
+                let Some(role) = session.role.as_deref().and_then(|arn| sts.role(arn)) else { return Ok(base) };
+                let Some(role_arn) = role.upstream_role_arn.as_deref() else { return Ok(base) };
+                let external_id = role.upstream_external_id.as_deref();
+                AssumeRequest { role_arn, external_id, client: Client::session(session) }
+            }
+            None => {
+                let Some(akid) = access_key_id else { return Ok(base) };
+                let Some(upstream_role) = sts.client_upstream_roles.get(akid) else { return Ok(base) };
+                let external_id = upstream_role.external_id.as_deref();
+                AssumeRequest { role_arn: &upstream_role.role_arn, external_id, client: Client::credential(akid) }
+            }
+        };
+        self.assumed.credentials(upstream, &base, &req).await.map_err(|e| {
+            tracing::error!(error = %e, role = req.role_arn, "assuming the upstream role failed");
+            self.metrics.upstream_error("credentials");
+            match e {
+                AssumeError::Refused { .. } => S3Error::access_denied(),
+                _ => S3Error::service_unavailable("The gateway could not obtain upstream credentials for this client."),
+            }
+        })
+    }
 }

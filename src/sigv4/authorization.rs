@@ -157,13 +157,48 @@ pub(crate) fn verify_header_auth_for(
     now: OffsetDateTime,
     max_skew: std::time::Duration,
 ) -> Result<Verified, SigV4Error> {
+    verify_header_auth_with(service, req, None, lookup, now, max_skew)
+}
+
+/// Header auth for a service other than S3 (s3gate's own STS): such clients send no
+/// `x-amz-content-sha256`, so the payload hash is that of the body, which the caller read
+/// (bounded) and hashed. A header that is sent must match it.
+#[allow(clippy::too_many_arguments)] // the request's parts, as `verify_header_auth` takes them
+pub fn verify_service_auth(
+    service: &str,
+    method: &Method,
+    raw_path: &str,
+    raw_query: Option<&str>,
+    headers: &HeaderMap,
+    body_sha256: &str,
+    lookup: &dyn Fn(&str) -> Option<SecretKey>,
+    now: OffsetDateTime,
+    max_skew: std::time::Duration,
+) -> Result<Verified, SigV4Error> {
+    let request = Request { method, raw_path, raw_query, headers };
+    verify_header_auth_with(service, &request, Some(body_sha256), lookup, now, max_skew)
+}
+
+fn verify_header_auth_with(
+    service: &str,
+    req: &Request<'_>,
+    body_sha256: Option<&str>,
+    lookup: &dyn Fn(&str) -> Option<SecretKey>,
+    now: OffsetDateTime,
+    max_skew: std::time::Duration,
+) -> Result<Verified, SigV4Error> {
     let authorization = single_header(req.headers, AUTHORIZATION.as_str())?
         .ok_or_else(|| SigV4Error::MissingSecurityHeader("Authorization".to_owned()))?;
     let claim = parse_authorization(authorization, service)?;
 
     let (date, amz_date) = request_date(req.headers)?;
-    let content_sha256 = single_header(req.headers, "x-amz-content-sha256")?
-        .ok_or_else(|| SigV4Error::MissingSecurityHeader("x-amz-content-sha256".to_owned()))?;
+    let sent = single_header(req.headers, "x-amz-content-sha256")?;
+    let content_sha256 = match (sent, body_sha256) {
+        (Some(sent), Some(body)) if !sent.eq_ignore_ascii_case(body) => return Err(SigV4Error::ContentSha256Mismatch),
+        (_, Some(body)) => body,
+        (Some(sent), None) => sent,
+        (None, None) => return Err(SigV4Error::MissingSecurityHeader("x-amz-content-sha256".to_owned())),
+    };
     if !req.headers.contains_key(HOST) {
         return Err(SigV4Error::MissingSecurityHeader("host".to_owned()));
     }

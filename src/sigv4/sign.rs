@@ -69,6 +69,20 @@ pub fn sign_upstream(
     payload_hash: &str,
     time: SystemTime,
 ) -> Result<(), SignError> {
+    sign_upstream_for("s3", parts, creds, region, payload_hash, time)
+}
+
+/// [`sign_upstream`] for another service of the upstream's: the upstream STS, which s3gate
+/// asks for a role's credentials per client (`upstream/assume.rs`). Same canonical request;
+/// only the scope's service differs.
+pub fn sign_upstream_for(
+    service: &str,
+    parts: &mut http::request::Parts,
+    creds: &Credentials,
+    region: &str,
+    payload_hash: &str,
+    time: SystemTime,
+) -> Result<(), SignError> {
     PayloadMode::parse(payload_hash).map_err(|_| SignError::PayloadHash(payload_hash.to_owned()))?;
     for name in REPLACED {
         parts.headers.remove(name);
@@ -82,7 +96,7 @@ pub fn sign_upstream(
         parts.headers.insert(HOST, host);
     }
     let amz_date = format_amz_date(OffsetDateTime::from(time));
-    let scope = Scope { date: amz_date[..8].to_owned(), region: region.to_owned(), service: "s3".to_owned() };
+    let scope = Scope { date: amz_date[..8].to_owned(), region: region.to_owned(), service: service.to_owned() };
     parts.headers.insert(HeaderName::from_static("x-amz-date"), visible(&amz_date, "x-amz-date")?);
     parts
         .headers

@@ -222,6 +222,7 @@ impl Audit {
                 mode: Mode::Transparent.as_str().to_owned(),
                 user: None,
                 destination: None,
+                session: None,
             });
         }
         resp

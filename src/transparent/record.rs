@@ -115,6 +115,7 @@ impl Drop for Record {
                 mode: Mode::Transparent.as_str().to_owned(),
                 user: None,
                 destination: self.server_name.as_ref().map(|n| format!("{n}:443")),
+                session: None,
             });
         }
     }

@@ -141,7 +141,7 @@ async fn run(client: &Client, gw: Gateway) {
 }
 
 /// Runs the script in its own process group, so a timeout ends the tools it started too.
-async fn run_script(mut cmd: tokio::process::Command, what: &str) -> (std::process::ExitStatus, String) {
+pub(crate) async fn run_script(mut cmd: tokio::process::Command, what: &str) -> (std::process::ExitStatus, String) {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
     let child = cmd.spawn().unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
     let pid = child.id().expect("child pid");
@@ -203,18 +203,18 @@ fn assert_same(stored: &[u8], known: &[u8], key: &str) {
     );
 }
 
-fn repo() -> &'static Path {
+pub(crate) fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// `.venv/bin` first (awscli, boto3 and requests live there), then the inherited PATH.
-fn search_path() -> std::ffi::OsString {
+pub(crate) fn search_path() -> std::ffi::OsString {
     let mut dirs = vec![repo().join(".venv/bin")];
     dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
     std::env::join_paths(dirs).expect("PATH")
 }
 
-fn find_tool(name: &str) -> PathBuf {
+pub(crate) fn find_tool(name: &str) -> PathBuf {
     std::env::split_paths(&search_path())
         .map(|d| d.join(name))
         .find(|p| p.is_file())

@@ -22,5 +22,6 @@ mod payloads;
 mod presign;
 mod presign_wired;
 mod streaming;
+mod sts;
 mod tls;
 mod transparent;
