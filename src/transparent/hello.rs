@@ -110,8 +110,12 @@ fn parse(message: &[u8]) -> Result<(Option<String>, bool), HelloError> {
     for ext in &extensions {
         match ext {
             TlsExtension::SNI(names) => {
-                // Type 0 is host_name, the only type defined.
+                // Type 0 is host_name, the only type defined; RFC 6066 gives it 1 to 2^16-1
+                // bytes, so an empty one is malformed, not a name to look up.
                 if let Some((_, raw)) = names.iter().find(|(t, _)| t.0 == 0) {
+                    if raw.is_empty() {
+                        return Err(HelloError::Malformed);
+                    }
                     name = Some(String::from_utf8(raw.to_vec()).map_err(|_| HelloError::Malformed)?);
                 }
             }

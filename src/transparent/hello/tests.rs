@@ -130,6 +130,8 @@ async fn not_tls_short_oversized_and_malformed_are_refused() {
     assert!(read_all(&wrong).await.is_err());
     let bad_name = hello_with(&[(0, vec![0x00, 0x05, 0x00, 0x00, 0x02, 0xff, 0xfe])]);
     assert_eq!(read_all(&bad_name).await, Err(HelloError::Malformed), "a name that is not UTF-8");
+    // Found by the tls_client_hello fuzz target: an empty host_name is no name to look up.
+    assert_eq!(read_all(&hello_with(&[sni("")])).await, Err(HelloError::Malformed), "an empty name");
 }
 
 #[test]
