@@ -108,13 +108,21 @@ impl Gateway {
             policies: Vec::new(),
         };
         let head = req.method() == Method::HEAD;
-        let resp = match self.process(req, &mut ctx).await {
+        // A refused HTTP/1 request whose client waits for `100 Continue` never sends its body,
+        // and hyper closes such a connection after the answer. Saying so lets the client open a
+        // new one for its next request instead of sending it down one that is closing.
+        let body_unsent = req.version() < http::Version::HTTP_2
+            && req.headers().get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let mut resp = match self.process(req, &mut ctx).await {
             Ok(resp) => resp,
             Err(e) => {
                 tracing::debug!(request_id = %ctx.request_id, code = %e.code, message = %e.message, "request refused");
                 e.into_response(&ctx.request_id, head)
             }
         };
+        if body_unsent && resp.status().as_u16() >= 400 {
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         record::finish_with(resp, ctx, self.metrics.clone(), self.audit.clone())
     }
 
