@@ -47,12 +47,21 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    /// Binds UDP, then TCP on the same port (the one the system chose, for port 0).
+    /// Binds UDP, then TCP on the same port (the one the system chose, for port 0). A port the
+    /// system gives free for UDP may be in use for TCP; for port 0 another is then tried.
     pub async fn bind(addr: SocketAddr) -> Result<Sockets, DnsError> {
-        let udp = UdpSocket::bind(addr).await.map_err(|source| DnsError::Bind { addr, proto: "udp", source })?;
-        let at = udp.local_addr().map_err(|source| DnsError::Bind { addr, proto: "udp", source })?;
-        let tcp = TcpListener::bind(at).await.map_err(|source| DnsError::Bind { addr: at, proto: "tcp", source })?;
-        Ok(Sockets { udp, tcp })
+        let attempts = if addr.port() == 0 { 16 } else { 1 };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let udp = UdpSocket::bind(addr).await.map_err(|source| DnsError::Bind { addr, proto: "udp", source })?;
+            let at = udp.local_addr().map_err(|source| DnsError::Bind { addr, proto: "udp", source })?;
+            match TcpListener::bind(at).await {
+                Ok(tcp) => return Ok(Sockets { udp, tcp }),
+                Err(e) if attempt < attempts && e.kind() == std::io::ErrorKind::AddrInUse => continue,
+                Err(source) => return Err(DnsError::Bind { addr: at, proto: "tcp", source }),
+            }
+        }
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

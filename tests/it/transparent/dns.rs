@@ -16,13 +16,24 @@ pub struct Dnsmasq {
 
 impl Dnsmasq {
     pub async fn start() -> Dnsmasq {
-        // A free port for UDP and TCP both: bound, noted, released.
+        // A port free for UDP may be taken for TCP (the other tests' listeners): dnsmasq then
+        // exits at once, and another port is tried.
+        for _ in 0..5 {
+            if let Some(started) = Self::try_start().await {
+                return started;
+            }
+        }
+        panic!("dnsmasq did not start on any of 5 ports");
+    }
+
+    async fn try_start() -> Option<Dnsmasq> {
+        // A free port for UDP: bound, noted, released.
         let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
         let port = probe.local_addr().expect("addr").port();
         drop(probe);
         let long_txt: Vec<String> =
             (0..12).map(|i| format!("--txt-record=big.site.test,{}", "x".repeat(200 + i))).collect();
-        let child = tokio::process::Command::new(find_tool("dnsmasq"))
+        let mut child = tokio::process::Command::new(find_tool("dnsmasq"))
             .args([
                 "--keep-in-foreground",
                 "--no-resolv",
@@ -48,13 +59,16 @@ impl Dnsmasq {
             .expect("dnsmasq starts (scripts/install-test-deps.sh installs it)");
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         // Ready when it answers over TCP.
-        for _ in 0..100 {
+        for _ in 0..200 {
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return Dnsmasq { addr, child };
+                return Some(Dnsmasq { addr, child });
+            }
+            if child.try_wait().ok().flatten().is_some() {
+                return None;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("dnsmasq did not start on {addr}");
+        panic!("dnsmasq did not answer on {addr} within 10 s");
     }
 }
 
