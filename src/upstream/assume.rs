@@ -8,6 +8,7 @@
 //! and read with quick-xml: the `aws-sdk-sts` crate would do the same for a long compile.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
@@ -91,14 +92,18 @@ impl Client {
 #[derive(Default)]
 pub struct AssumedRoles {
     endpoint: Option<http::Uri>,
-    cache: Mutex<HashMap<(String, String), Credentials>>,
+    /// One slot per (role, client); each slot's lock is held across its own fetch only.
+    cache: std::sync::Mutex<HashMap<(String, String), Slot>>,
 }
+
+/// The credentials of one (role, client), behind the lock its fetch holds.
+type Slot = Arc<Mutex<Option<Credentials>>>;
 
 impl AssumedRoles {
     /// `endpoint`: the upstream STS (`https://sts.<region>.amazonaws.com`, or an S3-compatible
     /// store's).
     pub fn new(endpoint: Option<http::Uri>) -> Self {
-        Self { endpoint, cache: Mutex::default() }
+        Self { endpoint, cache: std::sync::Mutex::default() }
     }
 
     /// Credentials of `req.role_arn` for this client, from the cache or the upstream STS.
@@ -109,16 +114,21 @@ impl AssumedRoles {
         req: &AssumeRequest<'_>,
     ) -> Result<Credentials, AssumeError> {
         let key = (req.role_arn.to_owned(), req.client.id.clone());
-        // Held across the fetch: one fetch per (role, client) however many requests wait.
-        let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.get(&key) {
+        let slot = {
+            let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            cache.entry(key.clone()).or_default().clone()
+        };
+        // Held across the fetch: one fetch per (role, client) however many of its requests
+        // wait, while other clients' requests go on.
+        let mut slot = slot.lock().await;
+        if let Some(c) = slot.as_ref() {
             if c.expiry().is_none_or(|exp| exp > SystemTime::now() + REFRESH_BEFORE_EXPIRY) {
                 return Ok(c.clone());
             }
         }
         let creds = self.assume(upstream, base, req).await?;
         tracing::info!(role = req.role_arn, client = %key.1, expiry = ?creds.expiry(), "upstream role assumed");
-        cache.insert(key, creds.clone());
+        *slot = Some(creds.clone());
         Ok(creds)
     }
 
