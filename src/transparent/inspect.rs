@@ -236,6 +236,10 @@ impl Audit {
 
 impl Drop for Audit {
     fn drop(&mut self) {
+        if self.status == 0 && self.reason.is_none() {
+            // Dropped before `finish`: hyper gave up on the request, as when the client left.
+            self.reason = Some("closed before the answer".into());
+        }
         let action = if self.action.is_empty() { "transparent:inspect" } else { self.action.as_str() };
         let (up, down) = (self.traffic.up(), self.traffic.down());
         let duration = self.started.elapsed();
