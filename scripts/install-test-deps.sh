@@ -2,7 +2,8 @@
 # Installs what the tests that drive real S3 clients need, and what the benchmarks use:
 #   Debian: rclone, s3cmd, nginx, squid, curl, haproxy (rolling-restart test), systemd
 #     (systemd-analyze checks deploy/systemd), bind9-dnsutils (dig) and dnsmasq-base (the
-#     transparent-mode DNS tests)
+#     transparent-mode DNS tests), util-linux and mount (unshare and the bind mount that gives
+#     rclone s3gate as its resolver in the transparent-mode rclone tests)
 #   PyPI, in a venv at .venv: the newest awscli (v1), boto3, requests, dnspython (resolution
 #   through s3gate's DNS responder in the transparent-mode client tests), moto (the upstream STS
 #   of the per-client upstream role test), and the validators of
@@ -15,7 +16,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
-apt_packages=(rclone s3cmd nginx squid curl haproxy systemd bind9-dnsutils dnsmasq-base)
+apt_packages=(rclone s3cmd nginx squid curl haproxy systemd bind9-dnsutils dnsmasq-base util-linux mount)
 py_packages=(awscli boto3 requests dnspython cfn-lint kubernetes-validate "moto[server]")
 
 as_root() {

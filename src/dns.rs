@@ -8,6 +8,9 @@
 //! Messages are parsed and built with hickory-proto; the only bytes touched by hand are the
 //! two of the ID, which a forwarded question gets fresh (so an upstream's answer cannot be
 //! confused with another) and its answer gets back.
+//!
+//! A reload (SIGHUP) replaces everything but the address for the questions after it
+//! ([`Settings`]): the names, the answers and their TTL, the upstreams and the source networks.
 
 pub mod upstream;
 
@@ -15,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
@@ -69,11 +73,28 @@ impl Sockets {
     }
 }
 
+/// The responder's configuration in use, which a reload replaces for the questions after it.
+#[derive(Clone)]
+pub struct Settings(Arc<ArcSwap<Responder>>);
+
+impl Settings {
+    pub fn new(config: DnsConfig) -> Settings {
+        Settings(Arc::new(ArcSwap::from_pointee(Responder { config })))
+    }
+
+    pub fn replace(&self, config: DnsConfig) {
+        self.0.store(Arc::new(Responder { config }));
+    }
+
+    fn current(&self) -> Arc<Responder> {
+        self.0.load_full()
+    }
+}
+
 /// Serves UDP and TCP until shutdown.
-pub async fn serve(sockets: Sockets, config: DnsConfig, shutdown: Shutdown) {
-    let responder = Arc::new(Responder { config });
-    let udp = serve_udp(Arc::new(sockets.udp), responder.clone());
-    let tcp = serve_tcp(sockets.tcp, responder);
+pub async fn serve(sockets: Sockets, settings: Settings, shutdown: Shutdown) {
+    let udp = serve_udp(Arc::new(sockets.udp), settings.clone());
+    let tcp = serve_tcp(sockets.tcp, settings);
     tokio::select! {
         () = udp => {}
         () = tcp => {}
@@ -81,7 +102,7 @@ pub async fn serve(sockets: Sockets, config: DnsConfig, shutdown: Shutdown) {
     }
 }
 
-async fn serve_udp(socket: Arc<UdpSocket>, responder: Arc<Responder>) {
+async fn serve_udp(socket: Arc<UdpSocket>, settings: Settings) {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut buf = vec![0u8; 65_535];
     loop {
@@ -94,7 +115,7 @@ async fn serve_udp(socket: Arc<UdpSocket>, responder: Arc<Responder>) {
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else { continue };
         let query = buf[..n].to_vec();
-        let (socket, responder) = (socket.clone(), responder.clone());
+        let (socket, responder) = (socket.clone(), settings.current());
         tokio::spawn(async move {
             let _permit = permit;
             if let Some(answer) = responder.answer(&query, peer, Transport::Udp).await {
@@ -104,25 +125,27 @@ async fn serve_udp(socket: Arc<UdpSocket>, responder: Arc<Responder>) {
     }
 }
 
-async fn serve_tcp(listener: TcpListener, responder: Arc<Responder>) {
+async fn serve_tcp(listener: TcpListener, settings: Settings) {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else { return };
         let Ok((stream, peer)) = listener.accept().await else { continue };
-        let responder = responder.clone();
+        let settings = settings.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let _ = tcp_connection(stream, peer, &responder).await;
+            let _ = tcp_connection(stream, peer, &settings).await;
         });
     }
 }
 
 /// Questions on one TCP connection, each framed by two length bytes, until the client stops.
-async fn tcp_connection(mut stream: TcpStream, peer: SocketAddr, responder: &Responder) -> std::io::Result<()> {
+/// Each is answered under the settings in use when it arrives.
+async fn tcp_connection(mut stream: TcpStream, peer: SocketAddr, settings: &Settings) -> std::io::Result<()> {
     loop {
         let Ok(len) = tokio::time::timeout(TCP_IDLE, stream.read_u16()).await else { return Ok(()) };
         let mut query = vec![0u8; usize::from(len?)];
         tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut query)).await.map_err(std::io::Error::other)??;
+        let responder = settings.current();
         let Some(answer) = responder.answer(&query, peer, Transport::Tcp).await else { return Ok(()) };
         let n = u16::try_from(answer.len()).map_err(std::io::Error::other)?;
         stream.write_all(&n.to_be_bytes()).await?;

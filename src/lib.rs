@@ -176,13 +176,16 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         None => None,
     };
     let mut tasks = Vec::new();
-    let transparent_addr = start_transparent(&config, transparent_tcp, &metrics, &audit, &shutdown, &mut tasks)?;
-    let mut dns_addr = None;
+    let transparent = start_transparent(&config, transparent_tcp, &metrics, &audit, &shutdown, &mut tasks)?;
+    let transparent_addr = transparent.as_ref().map(|(at, _)| *at);
+    let mut dns = None;
     if let (Some(sockets), Some(dc)) = (dns_sockets, &config.dns) {
         let at = sockets.local_addr().map_err(|source| ListenError::Bind { addr: dc.listen, source })?;
-        dns_addr = Some(at);
-        tasks.push(tokio::spawn(dns::serve(sockets, dc.clone(), shutdown.clone())));
+        let settings = dns::Settings::new(dc.clone());
+        tasks.push(tokio::spawn(dns::serve(sockets, settings.clone(), shutdown.clone())));
+        dns = Some((at, settings));
     }
+    let dns_addr = dns.as_ref().map(|(at, _)| *at);
     let mut forward_addr = None;
     if let Some((l, fc)) = forward_listener {
         forward_addr = Some(l.local_addr().map_err(|source| ListenError::Bind { addr: fc.listen, source })?);
@@ -211,7 +214,8 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         }
         None => None,
     };
-    let live = Arc::new(Live::new(config.clone(), routes, certificate, metrics.clone(), audit, readiness));
+    let listeners = reload::Listeners { transparent: transparent.map(|(_, s)| s), dns: dns.map(|(_, s)| s) };
+    let live = Arc::new(Live::new(config.clone(), routes, certificate, listeners, metrics.clone(), audit, readiness));
     let announced = shutdown.announced();
     let gauge = metrics.clone();
     tokio::spawn(async move {
@@ -233,7 +237,8 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
     Ok(Running { addr, metrics_addr, metrics, forward_addr, transparent_addr, dns_addr, shutdown, live, tasks })
 }
 
-/// Starts the transparent listener on its bound socket, if there is one; returns its address.
+/// Starts the transparent listener on its bound socket, if there is one; returns its address
+/// and the rules a reload replaces.
 fn start_transparent(
     config: &Config,
     tcp: Option<tokio::net::TcpListener>,
@@ -241,21 +246,16 @@ fn start_transparent(
     audit: &Option<audit::AuditLog>,
     shutdown: &Shutdown,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
-) -> Result<Option<SocketAddr>, RunError> {
+) -> Result<Option<(SocketAddr, transparent::Settings)>, RunError> {
     let (Some(tcp), Some(tc)) = (tcp, &config.transparent) else { return Ok(None) };
     let at = tcp.local_addr().map_err(|source| ListenError::Bind { addr: tc.listen, source })?;
-    let inspect = tc.inspect.as_ref().map(transparent::inspect::Inspect::new).transpose().map_err(RunError::Inspect)?;
-    let passthrough = transparent::Passthrough {
-        inspect,
-        config: tc.clone(),
-        access: config.access.clone(),
-        resolvers: config.resolvers.clone(),
-        own: config.dns.as_ref().map(|d| d.answers.clone()).unwrap_or_default(),
-        metrics: metrics.clone(),
-        audit: audit.clone(),
+    let Some(passthrough) = transparent::Passthrough::from_config(config, metrics, audit).map_err(RunError::Inspect)?
+    else {
+        return Ok(None);
     };
-    tasks.push(tokio::spawn(transparent::serve(tcp, passthrough, shutdown.clone(), config.shutdown_grace)));
-    Ok(Some(at))
+    let settings = transparent::Settings::new(passthrough);
+    tasks.push(tokio::spawn(transparent::serve(tcp, settings.clone(), shutdown.clone(), config.shutdown_grace)));
+    Ok(Some((at, settings)))
 }
 
 /// Loads the configuration, serves until SIGTERM or Ctrl-C, then drains: readiness fails at

@@ -11,10 +11,12 @@
 //! What is reloaded: client credentials (`--credentials`, the credentials file, `[[client]]`),
 //! their policies, routes and the upstream, allowed source subnets and endpoints, domains,
 //! and the TLS certificate and key (handshakes from then on present the new one), and
-//! `--drain-delay`. What a listener was built with is kept until a restart, and a reload that
-//! changes it says so, naming the key: the addresses (`listen`, `metrics_listen`,
-//! `forward_listen`), turning TLS on or off, `max_connections`, `shutdown_grace`,
-//! `trusted_proxy`, `audit_log` and the `[forward]` table.
+//! `--drain-delay`; the transparent listener's `[transparent]` settings and source networks and
+//! the DNS responder's `[dns]` settings, for the connections and questions after the reload.
+//! What a listener was built with is kept until a restart, and a reload that changes it says
+//! so, naming the key: the addresses (`listen`, `metrics_listen`, `forward_listen`,
+//! `transparent_listen`, `dns_listen`, each turned on or off too), turning TLS on or off,
+//! `max_connections`, `shutdown_grace`, `trusted_proxy`, `audit_log` and the `[forward]` table.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -36,6 +38,16 @@ pub enum ReloadError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Tls(#[from] ListenError),
+    #[error("inspect mode: {0}")]
+    Inspect(String),
+}
+
+/// The listeners outside the endpoint whose settings a reload replaces; `None` when the
+/// listener does not run.
+#[derive(Default)]
+pub struct Listeners {
+    pub transparent: Option<crate::transparent::Settings>,
+    pub dns: Option<crate::dns::Settings>,
 }
 
 /// What a reload that went through left for a restart.
@@ -52,6 +64,7 @@ pub struct Live {
     routes: Arc<ArcSwap<Router>>,
     /// The endpoint's certificate, when it speaks TLS.
     certificate: Option<Arc<Certificate>>,
+    listeners: Listeners,
     metrics: Metrics,
     audit: Option<AuditLog>,
     readiness: Readiness,
@@ -62,6 +75,7 @@ impl Live {
         config: Arc<Config>,
         routes: Arc<ArcSwap<Router>>,
         certificate: Option<Arc<Certificate>>,
+        listeners: Listeners,
         metrics: Metrics,
         audit: Option<AuditLog>,
         readiness: Readiness,
@@ -73,6 +87,7 @@ impl Live {
             gateway: ArcSwap::from_pointee(gateway),
             routes,
             certificate,
+            listeners,
             metrics,
             audit,
             readiness,
@@ -119,6 +134,12 @@ impl Live {
             (Some(_), Some(files)) => Some(listener::read_certificate(&files.cert, &files.key)?),
             _ => None,
         };
+        // A listener turned off keeps its rules until the restart that stops it.
+        let passthrough = match &self.listeners.transparent {
+            Some(_) => crate::transparent::Passthrough::from_config(&new, &self.metrics, &self.audit)
+                .map_err(ReloadError::Inspect)?,
+            None => None,
+        };
         let new = Arc::new(new);
         let gateway =
             Gateway::new(new.clone(), router.clone(), self.metrics.clone(), self.audit.clone(), self.readiness.clone());
@@ -127,6 +148,12 @@ impl Live {
         }
         self.routes.store(router);
         self.gateway.store(Arc::new(gateway));
+        if let (Some(settings), Some(passthrough)) = (&self.listeners.transparent, passthrough) {
+            settings.replace(passthrough);
+        }
+        if let (Some(settings), Some(dns)) = (&self.listeners.dns, &new.dns) {
+            settings.replace(dns.clone());
+        }
         *current = new;
         Ok(Reloaded { needs_restart })
     }
@@ -147,6 +174,10 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     check(old.shutdown_grace != new.shutdown_grace, "shutdown_grace");
     check(old.access.trusted_proxies != new.access.trusted_proxies, "trusted_proxy");
     check(old.audit_log != new.audit_log, "audit_log");
+    let transparent_listen = |c: &Config| c.transparent.as_ref().map(|t| t.listen);
+    check(transparent_listen(old) != transparent_listen(new), "transparent_listen");
+    let dns_listen = |c: &Config| c.dns.as_ref().map(|d| d.listen);
+    check(dns_listen(old) != dns_listen(new), "dns_listen");
     let forward_listen = |c: &Config| c.forward.as_ref().map(|f| f.listen);
     check(forward_listen(old) != forward_listen(new), "forward_listen");
     // The forward proxy keeps the table it started with; its Debug form shows every setting

@@ -21,7 +21,9 @@ use crate::credentials::Credential;
 use crate::listener::{self, ConnInfo, Handler, ListenOptions};
 use crate::shutdown::Shutdown;
 
-mod listing;
+/// Public so that the tests' stand-in for AWS S3 behind the forward and transparent modes (an
+/// `s3s-fs` store of its own, over TLS) lists as S3 does too.
+pub mod listing;
 
 /// Longer than s3gate's upstream pool keeps an idle connection (50 s), so the store never
 /// closes one just as the pool hands it to a request.

@@ -18,6 +18,11 @@
 //! faster end to end for the forward proxy's tunnels, which move bytes the same way);
 //! half-closes pass through, silence past the idle timeout closes, and the listener drains as
 //! every other does.
+//!
+//! A reload (SIGHUP) replaces the rules for the connections accepted after it ([`Settings`]):
+//! the allow lists, bucket and action lists, connect-to rules, timeouts, inspect mode and its
+//! CA, the source networks and the resolvers. A connection keeps the rules it was accepted
+//! under, as a request does in the other modes; the address is kept until a restart.
 
 pub mod hello;
 pub mod inspect;
@@ -27,12 +32,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tls_parser::TlsAlertDescription;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
 
-use crate::config::{AccessConfig, TransparentConfig};
+use crate::config::{AccessConfig, Config, TransparentConfig};
 use crate::forward::dial::{dial, DialError};
 use crate::forward::traffic::{Direction, MeteredIo};
 use crate::forward_rules::allow::{Destination, Host};
@@ -51,7 +57,7 @@ const BUFFER: usize = 64 * 1024;
 /// The TLS port: clients that only had their names resolved connect to it.
 const HTTPS: u16 = 443;
 
-/// What every connection of the listener shares.
+/// The rules a connection is checked and routed by, and what records it.
 pub struct Passthrough {
     pub config: TransparentConfig,
     /// `--allowed-source-subnet` and `--trusted-proxy`, shared with the other modes.
@@ -66,20 +72,61 @@ pub struct Passthrough {
     pub inspect: Option<inspect::Inspect>,
 }
 
+impl Passthrough {
+    /// The listener's rules from `config`; `None` without a transparent listener. Fails only on
+    /// inspect mode's CA.
+    pub fn from_config(
+        config: &Config,
+        metrics: &Metrics,
+        audit: &Option<crate::audit::AuditLog>,
+    ) -> Result<Option<Passthrough>, String> {
+        let Some(tc) = &config.transparent else { return Ok(None) };
+        Ok(Some(Passthrough {
+            inspect: tc.inspect.as_ref().map(inspect::Inspect::new).transpose()?,
+            config: tc.clone(),
+            access: config.access.clone(),
+            resolvers: config.resolvers.clone(),
+            own: config.dns.as_ref().map(|d| d.answers.clone()).unwrap_or_default(),
+            metrics: metrics.clone(),
+            audit: audit.clone(),
+        }))
+    }
+}
+
+/// The rules in use, which a reload replaces for the connections accepted after it.
+#[derive(Clone)]
+pub struct Settings(Arc<ArcSwap<Passthrough>>);
+
+impl Settings {
+    pub fn new(passthrough: Passthrough) -> Settings {
+        Settings(Arc::new(ArcSwap::from_pointee(passthrough)))
+    }
+
+    pub fn replace(&self, passthrough: Passthrough) {
+        self.0.store(Arc::new(passthrough));
+    }
+
+    fn current(&self) -> Arc<Passthrough> {
+        self.0.load_full()
+    }
+}
+
 /// Accepts until shutdown, then lets spliced connections finish for up to `grace`.
-pub async fn serve(tcp: TcpListener, passthrough: Passthrough, shutdown: Shutdown, grace: Duration) {
+pub async fn serve(tcp: TcpListener, settings: Settings, shutdown: Shutdown, grace: Duration) {
     let drain = Drain::default();
     let token = drain.token();
-    let accepting = accept_loop(tcp, Arc::new(passthrough), token);
+    let accepting = accept_loop(tcp, settings, token);
     drain.run("transparent", accepting, &shutdown, grace).await;
 }
 
-async fn accept_loop(tcp: TcpListener, shared: Arc<Passthrough>, token: Token) {
-    let cap = ConnectionCap::new(shared.config.max_connections);
+async fn accept_loop(tcp: TcpListener, settings: Settings, token: Token) {
+    // Counted on the listener as it was built: the cap is kept until a restart.
+    let cap = ConnectionCap::new(settings.current().config.max_connections);
     let mut backoff = Backoff::default();
     loop {
         let (stream, peer) = accept::next(&tcp, &mut backoff, "transparent").await;
         let _ = stream.set_nodelay(true);
+        let shared = settings.current();
         let Admission::Serve(place) = cap.admit() else {
             // No HTTP to answer 503 in: the client's TLS fails and it retries.
             shared.metrics.connection_refused(Mode::Transparent);
@@ -87,7 +134,7 @@ async fn accept_loop(tcp: TcpListener, shared: Arc<Passthrough>, token: Token) {
         };
         let span = tracing::info_span!("conn", listener = "transparent", %peer, client = tracing::field::Empty);
         let counted = shared.metrics.connection_opened(Mode::Transparent);
-        let (shared, token) = (shared.clone(), token.clone());
+        let token = token.clone();
         tokio::spawn(
             async move {
                 let _held = (place, counted);

@@ -4,7 +4,9 @@
 //! and the access key id the client signed with), applies the bucket and action allow lists,
 //! audits the request, and forwards it unchanged (method, path, query, headers, body) over a
 //! new TLS connection to the real name, so the client's own signature stays valid: s3gate never
-//! needs the client's secret. Bodies stream both ways; nothing is read whole.
+//! needs the client's secret. Bodies stream both ways; nothing is read whole. Each request's
+//! record is written when its response body has been sent (or dropped), with the body bytes
+//! that went each way, as the endpoint's requests are.
 
 pub mod certs;
 
@@ -24,9 +26,10 @@ use super::Passthrough;
 use crate::body::{self, Body};
 use crate::config::InspectConfig;
 use crate::error::S3Error;
+use crate::forward::traffic::{Direction, MeteredBody, Traffic};
 use crate::forward_rules::allow::{Host, HostPattern};
 use crate::forward_rules::names::bucket_of;
-use crate::metrics::Mode;
+use crate::metrics::{Metrics, Mode};
 
 /// What every inspected connection shares: the TLS configurations both ways.
 pub struct Inspect {
@@ -112,7 +115,6 @@ async fn request(
     req: Request<Incoming>,
     sender: &tokio::sync::Mutex<SendRequest<Body>>,
 ) -> Response<Body> {
-    let started = Instant::now();
     let request_id = format!("{:016X}", rand::random::<u64>());
     let head = req.method() == http::Method::HEAD;
     let domain = match bucket_of(host.as_str()) {
@@ -122,12 +124,12 @@ async fn request(
     let uri = req.uri().clone();
     let classified =
         crate::s3_request::classify(req.method(), host.as_str(), uri.path(), uri.query(), req.headers(), &[domain]);
-    let mut audit = Audit { peer, request_id: request_id.clone(), akid: access_key_id(&req), ..Audit::default() };
+    let mut audit = Audit::new(pt, peer, request_id.clone(), access_key_id(&req));
     let s3 = match classified {
         Ok(s3) => s3,
         Err(e) => {
             audit.reason = Some(e.to_string());
-            return audit.finish(pt, started, S3Error::invalid_request(e.to_string()).into_response(&request_id, head));
+            return audit.finish(S3Error::invalid_request(e.to_string()).into_response(&request_id, head));
         }
     };
     audit.action = s3.action.to_owned();
@@ -144,14 +146,15 @@ async fn request(
         let why = if bucket_ok { "action" } else { "bucket" };
         pt.metrics.network_denied(Mode::Transparent, why);
         audit.reason = Some(format!("{why} not allowed"));
-        return audit.finish(pt, started, S3Error::access_denied().into_response(&request_id, head));
+        return audit.finish(S3Error::access_denied().into_response(&request_id, head));
     }
     let (mut parts, incoming) = req.into_parts();
     // Origin form, as it came; Host and every other header unchanged, so the signature holds.
     parts.uri = uri
         .path_and_query()
         .map_or_else(|| "/".parse().unwrap_or_default(), |pq| pq.as_str().parse().unwrap_or_default());
-    let outgoing = Request::from_parts(parts, body::boxed(incoming));
+    let counted = MeteredBody::new(incoming, audit.traffic.clone(), Direction::Up, ());
+    let outgoing = Request::from_parts(parts, body::boxed(counted));
     let mut sender = sender.lock().await;
     let answer = match sender.ready().await {
         Ok(()) => sender.send_request(outgoing).await,
@@ -166,7 +169,7 @@ async fn request(
             S3Error::service_unavailable("The endpoint did not answer.").into_response(&request_id, head)
         }
     };
-    audit.finish(pt, started, resp)
+    audit.finish(resp)
 }
 
 /// The access key id the client signed with: the header's `Credential=AKID/...`, or a
@@ -185,8 +188,8 @@ fn access_key_id(req: &Request<Incoming>) -> Option<String> {
     from_header.or_else(from_query).filter(|id| id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
-/// One inspected request's audit record and metrics.
-#[derive(Default)]
+/// One inspected request's audit record and metrics, written when it is dropped: with the
+/// response body, once that has been sent, so the bytes and the duration are the real ones.
 struct Audit {
     peer: String,
     request_id: String,
@@ -196,28 +199,66 @@ struct Audit {
     bucket: Option<String>,
     key: Option<String>,
     reason: Option<String>,
+    status: u16,
+    /// Request body bytes (up) and response body bytes (down), counted as they stream.
+    traffic: Arc<Traffic>,
+    started: Instant,
+    metrics: Metrics,
+    log: Option<crate::audit::AuditLog>,
 }
 
 impl Audit {
-    fn finish(self, pt: &Passthrough, started: Instant, resp: Response<Body>) -> Response<Body> {
-        let status = resp.status().as_u16();
+    fn new(pt: &Passthrough, peer: String, request_id: String, akid: Option<String>) -> Audit {
+        Audit {
+            peer,
+            request_id,
+            akid,
+            action: String::new(),
+            operation: String::new(),
+            bucket: None,
+            key: None,
+            reason: None,
+            status: 0,
+            traffic: Arc::new(Traffic::default()),
+            started: Instant::now(),
+            metrics: pt.metrics.clone(),
+            log: pt.audit.clone(),
+        }
+    }
+
+    /// The response, its body counted and carrying this record to its end.
+    fn finish(mut self, resp: Response<Body>) -> Response<Body> {
+        self.status = resp.status().as_u16();
+        let traffic = self.traffic.clone();
+        resp.map(|b| body::boxed(MeteredBody::new(b, traffic, Direction::Down, self)))
+    }
+}
+
+impl Drop for Audit {
+    fn drop(&mut self) {
+        if self.status == 0 && self.reason.is_none() {
+            // Dropped before `finish`: hyper gave up on the request, as when the client left.
+            self.reason = Some("closed before the answer".into());
+        }
         let action = if self.action.is_empty() { "transparent:inspect" } else { self.action.as_str() };
-        pt.metrics.request_finished(Mode::Transparent, action, status, started.elapsed(), 0, 0);
-        if let Some(audit) = &pt.audit {
-            audit.record(&crate::audit::AuditRecord {
+        let (up, down) = (self.traffic.up(), self.traffic.down());
+        let duration = self.started.elapsed();
+        self.metrics.request_finished(Mode::Transparent, action, self.status, duration, up, down);
+        if let Some(log) = &self.log {
+            log.record(&crate::audit::AuditRecord {
                 time: crate::audit::now_rfc3339(),
-                request_id: self.request_id,
-                client: self.peer,
-                access_key_id: self.akid,
+                request_id: std::mem::take(&mut self.request_id),
+                client: std::mem::take(&mut self.peer),
+                access_key_id: self.akid.take(),
                 action: action.to_owned(),
-                operation: self.operation,
-                bucket: self.bucket,
-                key: self.key,
-                status,
-                error_code: self.reason,
-                bytes_in: 0,
-                bytes_out: 0,
-                duration_ms: started.elapsed().as_millis() as u64,
+                operation: std::mem::take(&mut self.operation),
+                bucket: self.bucket.take(),
+                key: self.key.take(),
+                status: self.status,
+                error_code: self.reason.take(),
+                bytes_in: up,
+                bytes_out: down,
+                duration_ms: duration.as_millis() as u64,
                 route: None,
                 mode: Mode::Transparent.as_str().to_owned(),
                 user: None,
@@ -225,7 +266,6 @@ impl Audit {
                 session: None,
             });
         }
-        resp
     }
 }
 

@@ -20,7 +20,8 @@ pub struct Record {
     pub reason: Option<String>,
     pub traffic: Arc<Traffic>,
     /// `transparent:passthrough`, or `transparent:inspect` for a connection whose requests
-    /// have records of their own.
+    /// have records of their own. Those carry the body bytes; the inspected connection's own
+    /// record counts none, so that the byte metrics do not count them twice.
     pub action: &'static str,
     metrics: Metrics,
     audit: Option<crate::audit::AuditLog>,

@@ -1,12 +1,15 @@
 //! Transparent mode: clients keep their endpoint, credentials and TLS; only name resolution
-//! sends them to s3gate. Real clients (awscli, boto3, curl) in `clients`, the DNS responder
-//! against `dig` in `dns`; here, what the passthrough listener does at the byte level: the
-//! refusals (each with its TLS alert, and nothing dialled), the replayed ClientHello, the
-//! half-close, and the audit line.
+//! sends them to s3gate. Real clients (awscli, boto3, curl) in `clients`, rclone with only its
+//! resolv.conf changed in `rclone`, the DNS responder against `dig` in `dns`, live reload in
+//! `reload`; here, what the passthrough listener does at the byte level: the refusals (each
+//! with its TLS alert, and nothing dialled), the replayed ClientHello, the half-close, and the
+//! audit line.
 
 mod clients;
 mod dns;
 mod inspect;
+mod rclone;
+mod reload;
 mod settings;
 
 use std::collections::HashMap;

@@ -34,7 +34,8 @@ impl Origin {
     pub async fn start() -> Origin {
         let data = tempfile::tempdir().expect("tempdir");
         let fs = s3s_fs::FileSystem::new(data.path()).expect("s3s-fs");
-        let mut b = S3ServiceBuilder::new(fs);
+        // With S3's listing behaviour (`delimiter=` means none, as rclone sends it; ETags listed).
+        let mut b = S3ServiceBuilder::new(s3gate::store::listing::Fs(fs));
         b.set_auth(SimpleAuth::from_single(STORE_AKID, STORE_SECRET));
         b.set_host(MultiDomain::new(S3_DOMAINS).expect("domains"));
         let service = b.build();

@@ -79,7 +79,7 @@ impl Drop for Dnsmasq {
 }
 
 /// `dig @at -p PORT args +noall +answer +comments`: its output.
-async fn dig(at: SocketAddr, args: &[&str]) -> String {
+pub(super) async fn dig(at: SocketAddr, args: &[&str]) -> String {
     let out = tokio::process::Command::new(find_tool("dig"))
         .arg(format!("@{}", at.ip()))
         .args(["-p", &at.port().to_string(), "+time=5", "+tries=1"])

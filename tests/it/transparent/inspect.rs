@@ -9,7 +9,7 @@ use crate::forward::origin::Origin;
 use crate::support::{pattern, private, STORE_AKID, STORE_SECRET};
 
 /// An enterprise CA as PEM files (key chmod 600); returns (dir, cert, key).
-fn enterprise_ca() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+pub fn enterprise_ca() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
     let key = KeyPair::generate().expect("key");
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
@@ -131,4 +131,42 @@ async fn actions_and_buckets_outside_the_lists_are_refused_per_request_and_never
     assert_eq!(denied.len(), 2, "{lines:?}");
     assert!(denied.iter().any(|l| l["action"] == "s3:GetObject" && l["key"] == "k"));
     assert!(denied.iter().any(|l| l["bucket"] == "other-bucket" && l["access_key_id"] == STORE_AKID));
+}
+
+/// The value of a metric line `name{labels}` in Prometheus' text format.
+fn metric(text: &str, line: &str) -> u64 {
+    let value = text.lines().find_map(|l| l.strip_prefix(line)?.strip_prefix(' '));
+    value.unwrap_or_else(|| panic!("{line} missing from\n{text}")).parse().expect("a whole number")
+}
+
+#[tokio::test]
+async fn inspected_requests_are_recorded_with_their_body_bytes() {
+    const LEN: usize = 1_000_003;
+    let t = setup(&[]).await;
+    let metrics = t.running.metrics.clone();
+    let vhost = "https://tp-bytes.s3.us-east-1.amazonaws.com";
+    assert!(curl(&t, &["-X", "PUT", &format!("{vhost}/")]).await.1.ends_with("200"), "create bucket");
+    let dir = tempfile::tempdir().expect("dir");
+    let (up, down) = (dir.path().join("up.bin"), dir.path().join("down.bin"));
+    let body = pattern(LEN, 4);
+    std::fs::write(&up, &body).expect("write");
+    let (_, out) = curl(&t, &["-T", up.to_str().expect("path"), &format!("{vhost}/sized")]).await;
+    assert!(out.ends_with("200"), "put: {out}");
+    let (_, out) = curl(&t, &["-o", down.to_str().expect("path"), &format!("{vhost}/sized")]).await;
+    assert_eq!(out, "200", "get");
+    assert!(std::fs::read(&down).expect("downloaded") == body, "the download differs");
+    // Records are written as each response body ends; after the drain every one is in.
+    t.running.stop().await;
+
+    let lines = audit_lines(&t.audit);
+    let put = lines.iter().find(|l| l["operation"] == "PutObject").expect("the upload audited");
+    assert_eq!((put["bytes_in"].as_u64(), put["status"].as_u64()), (Some(LEN as u64), Some(200)), "{put}");
+    let get = lines.iter().find(|l| l["operation"] == "GetObject").expect("the download audited");
+    assert_eq!((get["bytes_in"].as_u64(), get["bytes_out"].as_u64()), (Some(0), Some(LEN as u64)), "{get}");
+    // The metrics count what the records do: each body once, the connections' records nothing.
+    let sum = |field: &str| lines.iter().map(|l| l[field].as_u64().expect("bytes")).sum::<u64>();
+    let text = metrics.render();
+    assert_eq!(metric(&text, r#"s3gate_received_bytes_total{mode="transparent"}"#), sum("bytes_in"));
+    assert_eq!(metric(&text, r#"s3gate_sent_bytes_total{mode="transparent"}"#), sum("bytes_out"));
+    assert!(sum("bytes_in") >= LEN as u64 && sum("bytes_out") >= LEN as u64, "{lines:?}");
 }
