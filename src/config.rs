@@ -42,7 +42,7 @@ pub use forward::{ForwardArgs, ForwardConfig, ForwardFile, ForwardResolved};
 pub use load::read_config_file;
 pub use routes::{AccessConfig, RouteConfig};
 pub use settings::{ClientFile, FileConfig, Resolved, RouteFile, ServeArgs, DEFAULT_LISTEN, DEFAULT_REGION};
-pub use sts::{OidcProvider, Role, StsArgs, StsConfig, Trust};
+pub use sts::{OidcProvider, Role, StsArgs, StsConfig, Trust, UpstreamRole};
 pub use transparent::{InspectConfig, S3Names, TransparentArgs, TransparentConfig};
 
 /// How the upstream is addressed: `https://host/bucket/key` or `https://bucket.host/key`.

@@ -169,7 +169,7 @@ impl Gateway {
                 let mut outgoing = self.upstream_request(req, &admitted, ctx, &watch)?;
                 let handoff = outgoing.handoff.take();
                 let outgoing = self.policy_body_checks(outgoing, s3, &verified, ctx).await?;
-                let who = (ctx.access_key_id.as_deref(), ctx.session.as_deref());
+                let who = (ctx.access_key_id.as_deref().ok_or_else(S3Error::internal)?, ctx.session.as_deref());
                 let resp = self.forward(outgoing, s3, route, &watch, who).await?;
                 // The answer is final: whatever of the body is still to come goes nowhere.
                 let rest = handoff.as_ref().and_then(early::Handoff::stop);

@@ -230,6 +230,8 @@ pub struct Route {
     pub upstream: Upstream,
     pub alias: Option<String>,
     pub storage_class: Option<String>,
+    /// The IAM role this route's requests reach the upstream as (see `proxy/send.rs`).
+    pub upstream_role: Option<crate::config::UpstreamRole>,
 }
 
 impl Route {
@@ -260,6 +262,7 @@ impl Router {
                 upstream: with_metrics(&r.upstream)?,
                 alias: r.alias.clone(),
                 storage_class: r.storage_class.clone().or_else(|| config.storage_class.clone()),
+                upstream_role: r.upstream_role.clone(),
             });
         }
         let default = Route {
@@ -268,6 +271,7 @@ impl Router {
             upstream: with_metrics(&config.upstream)?,
             alias: None,
             storage_class: config.storage_class.clone(),
+            upstream_role: None,
         };
         Ok(Self { routes, default })
     }

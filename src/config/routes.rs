@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::settings::{ClientFile, RouteFile};
+use super::sts::UpstreamRole;
 use super::{invalid, ConfigError, FileUse, Files};
 use super::{UpstreamAddressing, UpstreamConfig, UpstreamCredentials};
 use crate::credentials::Credential;
@@ -33,6 +34,8 @@ pub struct RouteConfig {
     /// The upstream's name for the bucket.
     pub alias: Option<String>,
     pub storage_class: Option<String>,
+    /// The IAM role the route's requests reach the upstream as, one session per client.
+    pub upstream_role: Option<UpstreamRole>,
 }
 
 /// One upstream as the settings give it.
@@ -202,11 +205,14 @@ pub(super) fn route(
         ca_file: ca,
     };
     let upstream = upstream(settings, timeouts, files)?;
+    let upstream_role =
+        super::sts::upstream_role(&what, r.upstream_role_arn.as_deref(), r.upstream_external_id.as_deref())?;
     Ok(RouteConfig {
         name: r.name.clone().unwrap_or_else(|| r.bucket.clone()),
         bucket: r.bucket.clone(),
         upstream,
         alias: r.alias.clone(),
         storage_class: r.storage_class.as_deref().map(storage_class).transpose()?,
+        upstream_role,
     })
 }

@@ -192,6 +192,10 @@ pub struct RouteFile {
     /// The upstream's name for the bucket, when clients use another one.
     pub alias: Option<String>,
     pub storage_class: Option<String>,
+    /// An IAM role s3gate assumes upstream, per client, for the requests this route sends,
+    /// unless the client's own upstream role is in the same account.
+    pub upstream_role_arn: Option<String>,
+    pub upstream_external_id: Option<String>,
 }
 
 /// Merges CLI > env > file > default. `env` is the environment as a map; `file` the text of

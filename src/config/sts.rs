@@ -126,15 +126,25 @@ pub struct StsConfig {
     pub client_upstream_roles: std::collections::HashMap<String, UpstreamRole>,
 }
 
-/// An upstream IAM role assumed for one client.
-#[derive(Debug, Clone)]
+/// An upstream IAM role s3gate assumes for each client: a `[[role]]`'s, a `[[client]]`'s or a
+/// `[[route]]`'s `upstream_role_arn` and `upstream_external_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamRole {
     pub role_arn: String,
     pub external_id: Option<String>,
 }
 
-/// A `[[client]]`'s `upstream_role_arn` and `upstream_external_id`, checked.
-pub(super) fn client_upstream_role(
+impl UpstreamRole {
+    /// The AWS account the role is in (`123456789012`): a route's role gives way to a client's
+    /// own in the same account (see `proxy/send.rs`).
+    pub fn account(&self) -> &str {
+        self.role_arn.split(':').nth(4).unwrap_or_default()
+    }
+}
+
+/// An `upstream_role_arn` and `upstream_external_id`, checked: the ARN of an IAM role, and an
+/// external id only with one.
+pub(super) fn upstream_role(
     who: &str,
     arn: Option<&str>,
     external_id: Option<&str>,
@@ -145,6 +155,9 @@ pub(super) fn client_upstream_role(
         (Some(arn), _) if role_name(arn).is_none() => {
             Err(invalid(format!("{who}: upstream_role_arn must be arn:aws:iam::<account>:role/<name>")))
         }
+        (Some(_), Some(id)) if !external_id_ok(id) => Err(invalid(format!(
+            "{who}: upstream_external_id must be 2 to 1224 of letters, digits and _+=,.@:/-, as STS requires"
+        ))),
         (Some(arn), external_id) => {
             Ok(Some(UpstreamRole { role_arn: arn.to_owned(), external_id: external_id.map(str::to_owned) }))
         }
@@ -166,8 +179,7 @@ pub struct Role {
     pub max_session_seconds: u64,
     pub policy: Arc<Policy>,
     /// The upstream IAM role this role's sessions reach S3 as, one session per client.
-    pub upstream_role_arn: Option<String>,
-    pub upstream_external_id: Option<String>,
+    pub upstream_role: Option<UpstreamRole>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -286,22 +298,8 @@ fn role(i: usize, r: &RoleFile, providers: &[OidcProvider], files: &Files) -> Re
         claims: t.claims.clone().unwrap_or_default().into_iter().collect(),
         access_keys: t.access_keys.clone().unwrap_or_default(),
     };
-    if let Some(upstream) = &r.upstream_role_arn {
-        if role_name(upstream).is_none() {
-            return Err(invalid(format!("{who}: upstream_role_arn must be arn:aws:iam::<account>:role/<name>")));
-        }
-    } else if r.upstream_external_id.is_some() {
-        return Err(invalid(format!("{who}: upstream_external_id needs an upstream_role_arn")));
-    }
-    Ok(Role {
-        arn: r.arn.clone(),
-        name,
-        trust,
-        max_session_seconds: max,
-        policy: Arc::new(policy),
-        upstream_role_arn: r.upstream_role_arn.clone(),
-        upstream_external_id: r.upstream_external_id.clone(),
-    })
+    let upstream_role = upstream_role(&who, r.upstream_role_arn.as_deref(), r.upstream_external_id.as_deref())?;
+    Ok(Role { arn: r.arn.clone(), name, trust, max_session_seconds: max, policy: Arc::new(policy), upstream_role })
 }
 
 fn upstream_endpoint(text: &str) -> Result<http::Uri, ConfigError> {
@@ -310,6 +308,11 @@ fn upstream_endpoint(text: &str) -> Result<http::Uri, ConfigError> {
         return Err(invalid(format!("sts-upstream-endpoint: must be an http:// or https:// URL: {text:?}")));
     }
     Ok(uri)
+}
+
+/// An ExternalId STS accepts; anything else would only fail later, at every request.
+fn external_id_ok(id: &str) -> bool {
+    (2..=1224).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c))
 }
 
 /// `arn:aws:iam::123456789012:role/path/name` -> `name`.

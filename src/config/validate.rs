@@ -37,7 +37,7 @@ pub(super) fn config(r: Resolved, files: &Files) -> Result<Config, ConfigError> 
     for client in &r.clients {
         let who = format!("client {:?}", client.access_key_id);
         let arn = client.upstream_role_arn.as_deref();
-        if let Some(role) = super::sts::client_upstream_role(&who, arn, client.upstream_external_id.as_deref())? {
+        if let Some(role) = super::sts::upstream_role(&who, arn, client.upstream_external_id.as_deref())? {
             sts.client_upstream_roles.insert(client.access_key_id.clone(), role);
         }
     }

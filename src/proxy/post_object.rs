@@ -49,12 +49,6 @@ impl Gateway {
             .await
             .inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
         ctx.access_key_id = Some(upload.target.access_key_id.clone());
-        if self.config.sts.client_upstream_roles.contains_key(&upload.target.access_key_id) {
-            // The upload would reach S3 as s3gate, not as the credential's own upstream role.
-            return Err(S3Error::not_implemented(
-                "Browser form uploads are not available to a credential with an upstream role.",
-            ));
-        }
         let put = upload.target.as_s3_request()?;
         let policies: Vec<_> = self.config.keys.policy(&upload.target.access_key_id).into_iter().collect();
         let principal = access::Principal { access_key_id: &upload.target.access_key_id, session: None };
@@ -62,7 +56,8 @@ impl Gateway {
             .inspect_err(|_| self.metrics.policy_denied(put.action))?;
         let route = self.router.route(Some(bucket));
         ctx.route = Some(route.name.clone());
-        let etag = self.upload_file(&upload.target, upload.body, &upload.failure, &put, route).await;
+        let to = Destination { put: &put, route, access_key_id: &upload.target.access_key_id };
+        let etag = self.upload_file(&upload.target, upload.body, &upload.failure, &to).await;
         ctx.s3 = Some(put);
         match etag? {
             Ok(etag) => {
@@ -82,29 +77,28 @@ impl Gateway {
         target: &PostTarget,
         mut file: Body,
         failure: &PostFailure,
-        put: &S3Request,
-        route: &Route,
+        to: &Destination<'_>,
     ) -> Result<Result<Option<HeaderValue>, Response<Incoming>>, S3Error> {
         let mut object_headers = target.headers.clone();
-        if let Some(class) = route.storage_class.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
+        if let Some(class) = to.route.storage_class.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
             object_headers.insert("x-amz-storage-class", class);
         }
         let (first, ended) = read_part(&mut file, failure).await?;
         if ended {
-            let resp = self.send_part(Method::PUT, object_headers, String::new(), first, put, route).await?;
+            let resp = self.send_part(Method::PUT, object_headers, String::new(), first, to).await?;
             if !resp.status().is_success() {
                 return Ok(Err(resp));
             }
             return Ok(Ok(resp.headers().get(header::ETAG).cloned()));
         }
         // Multipart: create, send parts, complete; abort on any failure.
-        let resp = self.send_part(Method::POST, object_headers, "uploads".into(), Bytes::new(), put, route).await?;
+        let resp = self.send_part(Method::POST, object_headers, "uploads".into(), Bytes::new(), to).await?;
         if !resp.status().is_success() {
             return Ok(Err(resp));
         }
         let xml = read_small(resp).await?;
         let upload_id = xml_value(&xml, "UploadId").ok_or_else(S3Error::internal)?;
-        let result = self.send_parts(first, file, failure, put, route, &upload_id).await;
+        let result = self.send_parts(first, file, failure, to, &upload_id).await;
         match result {
             Ok(Ok(etags)) => {
                 let mut body = String::from("<CompleteMultipartUpload>");
@@ -117,14 +111,14 @@ impl Gateway {
                 }
                 body.push_str("</CompleteMultipartUpload>");
                 let query = format!("uploadId={}", encode(&upload_id));
-                let resp = self.send_part(Method::POST, HeaderMap::new(), query, Bytes::from(body), put, route).await?;
+                let resp = self.send_part(Method::POST, HeaderMap::new(), query, Bytes::from(body), to).await?;
                 if !resp.status().is_success() {
                     return Ok(Err(resp));
                 }
                 // S3 can answer 200 and still report an error in the body.
                 let xml = read_small(resp).await?;
                 if xml.contains("<Error>") {
-                    self.abort(put, route, &upload_id).await;
+                    self.abort(to, &upload_id).await;
                     return Err(S3Error::new(
                         S3ErrorCode::InternalError,
                         "The upstream could not complete the upload.",
@@ -133,11 +127,11 @@ impl Gateway {
                 Ok(Ok(xml_value(&xml, "ETag").and_then(|e| HeaderValue::from_str(&e).ok())))
             }
             Ok(Err(answer)) => {
-                self.abort(put, route, &upload_id).await;
+                self.abort(to, &upload_id).await;
                 Ok(Err(answer))
             }
             Err(e) => {
-                self.abort(put, route, &upload_id).await;
+                self.abort(to, &upload_id).await;
                 Err(e)
             }
         }
@@ -148,8 +142,7 @@ impl Gateway {
         first: Bytes,
         mut file: Body,
         failure: &PostFailure,
-        put: &S3Request,
-        route: &Route,
+        to: &Destination<'_>,
         upload_id: &str,
     ) -> Result<Result<Vec<String>, Response<Incoming>>, S3Error> {
         let mut etags = Vec::new();
@@ -157,7 +150,7 @@ impl Gateway {
         loop {
             let number = etags.len() + 1;
             let query = format!("partNumber={number}&uploadId={}", encode(upload_id));
-            let resp = self.send_part(Method::PUT, HeaderMap::new(), query, part, put, route).await?;
+            let resp = self.send_part(Method::PUT, HeaderMap::new(), query, part, to).await?;
             if !resp.status().is_success() {
                 return Ok(Err(resp));
             }
@@ -172,7 +165,7 @@ impl Gateway {
                 // The last part: send it and finish.
                 let number = etags.len() + 1;
                 let query = format!("partNumber={number}&uploadId={}", encode(upload_id));
-                let resp = self.send_part(Method::PUT, HeaderMap::new(), query, part, put, route).await?;
+                let resp = self.send_part(Method::PUT, HeaderMap::new(), query, part, to).await?;
                 if !resp.status().is_success() {
                     return Ok(Err(resp));
                 }
@@ -184,9 +177,9 @@ impl Gateway {
         }
     }
 
-    async fn abort(&self, put: &S3Request, route: &Route, upload_id: &str) {
+    async fn abort(&self, to: &Destination<'_>, upload_id: &str) {
         let query = format!("uploadId={}", encode(upload_id));
-        if let Err(e) = self.send_part(Method::DELETE, HeaderMap::new(), query, Bytes::new(), put, route).await {
+        if let Err(e) = self.send_part(Method::DELETE, HeaderMap::new(), query, Bytes::new(), to).await {
             tracing::warn!(error = %e, "aborting a failed form upload's multipart upload failed");
         }
     }
@@ -197,8 +190,7 @@ impl Gateway {
         mut headers: HeaderMap,
         query: String,
         data: Bytes,
-        put: &S3Request,
-        route: &Route,
+        to: &Destination<'_>,
     ) -> Result<Response<Incoming>, S3Error> {
         let bodiless = data.is_empty() && method != Method::PUT;
         if !bodiless || method == Method::POST {
@@ -209,10 +201,17 @@ impl Gateway {
             Outgoing { method, headers, query, body: body::full(data), payload_hash, bodiless: false, handoff: None };
         let watch = BodyWatch::default();
         watch.sent.mark();
-        // Credentials with an upstream role of their own are refused in `post_object`, so the
-        // route's credentials are the right ones here.
-        self.forward(out, put, route, &watch, (None, None)).await
+        // Signed as the form's credential would sign it: its own upstream role, or the route's.
+        self.forward(out, to.put, to.route, &watch, (to.access_key_id, None)).await
     }
+}
+
+/// Where a form's file goes, and on whose behalf: every request of the upload is signed for
+/// the same upstream identity.
+struct Destination<'a> {
+    put: &'a S3Request,
+    route: &'a Route,
+    access_key_id: &'a str,
 }
 
 /// Reads up to [`PART_SIZE`] bytes of the file; `true` when the file ended. A body error is the

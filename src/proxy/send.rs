@@ -8,12 +8,13 @@ use hyper::body::Incoming;
 use super::outgoing::{BodyWatch, Outgoing};
 use super::Gateway;
 use crate::body::{self, Body};
+use crate::config::UpstreamRole;
 use crate::error::{S3Error, S3ErrorCode};
 use crate::s3_request::S3Request;
 use crate::session::SessionClaims;
 use crate::sigv4;
 use crate::upstream::assume::{AssumeError, AssumeRequest, Client};
-use crate::upstream::{Route, Upstream};
+use crate::upstream::Route;
 
 impl Gateway {
     /// Phase 5: sign for the route's upstream and send. A bodiless request that the upstream
@@ -24,7 +25,7 @@ impl Gateway {
         s3: &S3Request,
         route: &Route,
         watch: &BodyWatch,
-        (access_key_id, session): (Option<&str>, Option<&SessionClaims>),
+        (access_key_id, session): (&str, Option<&SessionClaims>),
     ) -> Result<Response<Incoming>, S3Error> {
         let upstream = &route.upstream;
         let bucket = s3.bucket.as_deref().map(|b| route.upstream_bucket(b));
@@ -44,7 +45,7 @@ impl Gateway {
                 self.metrics.upstream_error("credentials");
                 S3Error::service_unavailable("The gateway has no upstream credentials right now.")
             })?;
-            let creds = self.client_credentials(upstream, creds, access_key_id, session).await?;
+            let creds = self.client_credentials(route, creds, access_key_id, session).await?;
             let region = upstream.region_for(bucket);
             sigv4::sign_upstream(&mut parts, &creds, &region, &payload_hash, std::time::SystemTime::now()).map_err(
                 |e| {
@@ -119,38 +120,57 @@ fn redirect_region<B>(resp: &Response<B>) -> Option<String> {
 }
 
 impl Gateway {
-    /// The credentials to sign with for this client: the route's own, or, when the session's
-    /// role or the client's credential names an upstream role, that role's credentials for
-    /// this client.
+    /// The credentials to sign with for this client: the route's base credentials, or those of
+    /// an upstream role assumed for this client. Which role:
+    /// - the route's `upstream_role_arn`, for every request routed there, unless
+    /// - the client's own upstream role (its credential's, its session role's, or for a
+    ///   GetSessionToken session its parent credential's) is in the same AWS account: that one
+    ///   is the more specific, so it wins;
+    /// - without a route role, the client's own, if it has one.
     async fn client_credentials(
         &self,
-        upstream: &Upstream,
+        route: &Route,
         base: aws_credential_types::Credentials,
-        access_key_id: Option<&str>,
+        access_key_id: &str,
         session: Option<&SessionClaims>,
     ) -> Result<aws_credential_types::Credentials, S3Error> {
-        let sts = &self.config.sts;
-        let req = match session {
-            Some(session) => {
-                let Some(role) = session.role.as_deref().and_then(|arn| sts.role(arn)) else { return Ok(base) };
-                let Some(role_arn) = role.upstream_role_arn.as_deref() else { return Ok(base) };
-                let external_id = role.upstream_external_id.as_deref();
-                AssumeRequest { role_arn, external_id, client: Client::session(session) }
-            }
-            None => {
-                let Some(akid) = access_key_id else { return Ok(base) };
-                let Some(upstream_role) = sts.client_upstream_roles.get(akid) else { return Ok(base) };
-                let external_id = upstream_role.external_id.as_deref();
-                AssumeRequest { role_arn: &upstream_role.role_arn, external_id, client: Client::credential(akid) }
-            }
+        let (own, client) = self.own_upstream_role(access_key_id, session);
+        let role = match (&route.upstream_role, own) {
+            (Some(route_role), Some(own)) if own.account() != route_role.account() => route_role,
+            (_, Some(own)) => own,
+            (Some(route_role), None) => route_role,
+            (None, None) => return Ok(base),
         };
-        self.assumed.credentials(upstream, &base, &req).await.map_err(|e| {
-            tracing::error!(error = %e, role = req.role_arn, "assuming the upstream role failed");
+        let req = AssumeRequest { role_arn: &role.role_arn, external_id: role.external_id.as_deref(), client };
+        self.assumed.credentials(&route.upstream, &base, &req).await.map_err(|e| {
+            tracing::error!(error = %e, role = req.role_arn, route = %route.name, "assuming the upstream role failed");
             self.metrics.upstream_error("credentials");
             match e {
                 AssumeError::Refused { .. } => S3Error::access_denied(),
                 _ => S3Error::service_unavailable("The gateway could not obtain upstream credentials for this client."),
             }
         })
+    }
+
+    /// The client's own upstream role, if it names one, and how the upstream STS is told who
+    /// the client is. A GetSessionToken session acts as its parent credential, as it does in
+    /// IAM: the same upstream role and the same upstream session.
+    fn own_upstream_role(
+        &self,
+        access_key_id: &str,
+        session: Option<&SessionClaims>,
+    ) -> (Option<&UpstreamRole>, Client) {
+        let sts = &self.config.sts;
+        match session {
+            Some(session) if session.role.is_some() => {
+                let role = session.role.as_deref().and_then(|arn| sts.role(arn));
+                (role.and_then(|r| r.upstream_role.as_ref()), Client::session(session))
+            }
+            Some(session) => match session.parent.as_deref() {
+                Some(parent) => (sts.client_upstream_roles.get(parent), Client::credential(parent)),
+                None => (None, Client::session(session)),
+            },
+            None => (sts.client_upstream_roles.get(access_key_id), Client::credential(access_key_id)),
+        }
     }
 }

@@ -1,8 +1,9 @@
-//! A separate upstream identity per client: when a session's role names an `upstream_role_arn`,
-//! s3gate asks the upstream STS for that role's credentials with its own base credentials,
-//! passing `SourceIdentity` and session tags that name the client, so that CloudTrail and the
-//! bucket policy see each user rather than s3gate. Credentials are cached per (role, client)
-//! and fetched again five minutes before they expire.
+//! A separate upstream identity per client: when a session's role, a client credential or a
+//! route names an `upstream_role_arn` (which one applies: `proxy/send.rs`), s3gate asks the
+//! upstream STS for that role's credentials with its own base credentials, passing
+//! `SourceIdentity` and session tags that name the client, so that CloudTrail and the bucket
+//! policy see each user rather than s3gate. Credentials are cached per (role, client) and
+//! fetched again five minutes before they expire.
 //!
 //! The STS call is one form POST, signed with the upstream signer (`sigv4::sign_upstream_for`)
 //! and read with quick-xml: the `aws-sdk-sts` crate would do the same for a long compile.

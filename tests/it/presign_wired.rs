@@ -172,7 +172,7 @@ fn signed_form(conditions: serde_json::Value, fields: &[(&str, &str)]) -> Vec<(S
 }
 
 /// [`signed_form`] for any credential.
-fn signed_form_as(
+pub(crate) fn signed_form_as(
     akid: &str,
     secret: &str,
     conditions: serde_json::Value,
@@ -212,7 +212,7 @@ fn signed_form_as(
     out
 }
 
-async fn curl_form(url: &str, fields: &[(String, String)], file: &std::path::Path) -> (u16, String) {
+pub(crate) async fn curl_form(url: &str, fields: &[(String, String)], file: &std::path::Path) -> (u16, String) {
     let mut args: Vec<String> = Vec::new();
     for (name, value) in fields {
         args.extend(["--form-string".to_owned(), format!("{name}={value}")]);

@@ -7,6 +7,7 @@
 
 mod clients;
 mod issuer;
+mod route_role;
 mod upstream_role;
 
 use std::sync::atomic::Ordering;
@@ -371,6 +372,21 @@ fn sts_configuration_mistakes_are_refused_naming_the_setting() {
             "arn must be",
         ),
         (vec![], "[[oidc_provider]]\nissuer = \"http://idp.example\"\n".to_owned(), "https://"),
+        (
+            vec![],
+            "[[route]]\nbucket = \"b-*\"\nupstream_role_arn = \"arn:aws:s3:::b\"\n".to_owned(),
+            "route #1 (\"b-*\"): upstream_role_arn must be arn:aws:iam::<account>:role/<name>",
+        ),
+        (
+            vec![],
+            "[[route]]\nbucket = \"b-*\"\nupstream_external_id = \"ext-1\"\n".to_owned(),
+            "upstream_external_id needs an upstream_role_arn",
+        ),
+        (
+            vec![],
+            format!("[[route]]\nbucket = \"b-*\"\nupstream_role_arn = \"{CI_ROLE}\"\nupstream_external_id = \"x\"\n"),
+            "upstream_external_id must be 2 to 1224",
+        ),
     ];
     for (env, toml, expected) in cases {
         let err = check(&env, &toml).expect_err(&toml);

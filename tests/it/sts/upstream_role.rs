@@ -22,7 +22,7 @@ const BATCH_AKID: &str = "BATCHCLIENT000000001";
 const BATCH_SECRET: &str = "batch-client-secret-0123456789abcdefghij";
 
 /// moto's STS on a port of its own; the child ends with the test.
-async fn moto(log: &std::path::Path) -> (tokio::process::Child, u16) {
+pub(super) async fn moto(log: &std::path::Path) -> (tokio::process::Child, u16) {
     let mut child = tokio::process::Command::new(find_tool("python"))
         .arg(repo().join("tests/clients/moto_sts.py"))
         .arg(log)

@@ -59,6 +59,11 @@ pub fn sign(req: &mut Request<()>, payload_hash: &str, time: SystemTime, secret:
 
 /// Signs `req` in place with aws-sigv4 for another credential.
 pub fn sign_as(req: &mut Request<()>, payload_hash: &str, time: SystemTime, akid: &str, secret: &str) {
+    sign_for("s3", req, payload_hash, time, akid, secret);
+}
+
+/// Signs `req` in place with aws-sigv4 for `service` (`s3`, `sts`) in us-east-1.
+pub fn sign_for(service: &str, req: &mut Request<()>, payload_hash: &str, time: SystemTime, akid: &str, secret: &str) {
     use aws_sigv4::http_request::{sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings};
     use aws_sigv4::sign::v4;
     let identity = aws_credential_types::Credentials::new(akid, secret, None, None, "raw").into();
@@ -69,7 +74,7 @@ pub fn sign_as(req: &mut Request<()>, payload_hash: &str, time: SystemTime, akid
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region("us-east-1")
-        .name("s3")
+        .name(service)
         .time(time)
         .settings(settings)
         .build()
