@@ -4,7 +4,11 @@
 //!
 //! Every label value is bounded: modes and status classes are enums, error kinds are a fixed
 //! list, and free-form names (IAM actions, S3 error codes, denial reasons) must look like one
-//! and are capped in number, so no client can grow the exposition without limit.
+//! and are capped in number, so no client can grow the exposition without limit. The STS
+//! metrics' `role` is a role the configuration declares, [`ROLE_NONE`] or [`ROLE_UNKNOWN`]:
+//! never the RoleArn a client asked for, and never a session name or a web identity's subject,
+//! which are as many as there are users and jobs. Those belong to the audit log, which records
+//! them for every STS call and every request made with temporary credentials.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +50,15 @@ pub const UPSTREAM_ERROR_KINDS: [&str; 6] = ["connect", "timeout", "reset", "tls
 /// Label value for a free-form name that is malformed or over its cap.
 const UNKNOWN: &str = "unknown";
 
+/// The `role` of a session with no role (GetSessionToken's): the credential's own permissions.
+pub const ROLE_NONE: &str = "none";
+/// The `role` of an STS call or a session whose role is not one the configuration declares (a
+/// RoleArn nobody configured, a form with no action, a session token that did not open).
+pub const ROLE_UNKNOWN: &str = UNKNOWN;
+
+/// The actions `sts_request` names; anything else is counted as `other`.
+pub const STS_ACTIONS: [&str; 3] = ["AssumeRoleWithWebIdentity", "AssumeRole", "GetSessionToken"];
+
 /// 1 ms .. 60 s: a HEAD answered from a warm pool up to a multi-gigabyte part upload; slower
 /// requests land in `+Inf`.
 const DURATION_BUCKETS: [f64; 16] =
@@ -71,9 +84,13 @@ struct Inner {
     credential_refreshes: IntCounterVec,
     config_reloads: IntCounterVec,
     draining: IntGauge,
+    sts_requests: IntCounterVec,
+    session_requests: IntCounterVec,
     actions: LabelValues,
     auth_reasons: LabelValues,
     denial_reasons: LabelValues,
+    roles: LabelValues,
+    sts_results: LabelValues,
 }
 
 impl Default for Metrics {
@@ -188,9 +205,27 @@ impl Metrics {
                     "1 from the first moment of a drain (SIGTERM): health checks answer 503.",
                 )),
             ),
+            sts_requests: register(
+                r,
+                counter(
+                    "s3gate_sts_requests_total",
+                    "Calls to s3gate's STS, by action, configured role and result (ok, or the STS error code).",
+                    &["action", "role", "result"],
+                ),
+            ),
+            session_requests: register(
+                r,
+                counter(
+                    "s3gate_session_requests_total",
+                    "S3 requests made with temporary credentials from s3gate's STS, by role and status class.",
+                    &["role", "status_class"],
+                ),
+            ),
             actions: LabelValues::new("action", 256),
             auth_reasons: LabelValues::new("auth failure reason", 64),
             denial_reasons: LabelValues::new("network denial reason", 16),
+            roles: LabelValues::new("STS role", 256).longer(256),
+            sts_results: LabelValues::new("STS result", 64),
             registry,
         };
         // Series that exist from the start, so a dashboard's rate() sees 0, not "no data".
@@ -285,6 +320,24 @@ impl Metrics {
         self.0.config_reloads.with_label_values(&[result]).inc();
     }
 
+    /// One call to s3gate's STS. `action` is one of [`STS_ACTIONS`] (else counted as `other`);
+    /// `role` a role the configuration declares, [`ROLE_NONE`] or [`ROLE_UNKNOWN`], never what a
+    /// client chose; `result` is `ok` or the STS error code.
+    pub fn sts_request(&self, action: &str, role: &str, result: &str) {
+        let m = &self.0;
+        let action = STS_ACTIONS.into_iter().find(|a| *a == action).unwrap_or("other");
+        let role = m.roles.admit(role, is_role_label);
+        let result = m.sts_results.admit(result, is_identifier);
+        m.sts_requests.with_label_values(&[action, role, result]).inc();
+    }
+
+    /// One S3 request signed with temporary credentials, whether or not they were accepted.
+    /// `role` as for [`Metrics::sts_request`]: a declared role, [`ROLE_NONE`], [`ROLE_UNKNOWN`].
+    pub fn session_request(&self, role: &str, status: u16) {
+        let role = self.0.roles.admit(role, is_role_label);
+        self.0.session_requests.with_label_values(&[role, status_class(status)]).inc();
+    }
+
     /// From the first moment of a drain; never unset, since a drain is not called off.
     pub fn draining(&self) {
         self.0.draining.set(1);
@@ -333,6 +386,13 @@ fn is_iam_action(value: &str) -> bool {
     })
 }
 
+/// `arn:aws:iam::123456789012:role/path/name`, `none`, `unknown`.
+fn is_role_label(value: &str) -> bool {
+    value == ROLE_NONE
+        || value == ROLE_UNKNOWN
+        || (value.starts_with("arn:") && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-:/".contains(&b)))
+}
+
 /// `SignatureDoesNotMatch`, `source_subnet`.
 fn is_identifier(value: &str) -> bool {
     !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -342,17 +402,24 @@ fn is_identifier(value: &str) -> bool {
 struct LabelValues {
     what: &'static str,
     cap: usize,
+    /// Longer values are malformed.
+    max_len: usize,
     seen: Mutex<HashSet<String>>,
     warned: AtomicBool,
 }
 
 impl LabelValues {
     fn new(what: &'static str, cap: usize) -> Self {
-        Self { what, cap, seen: Mutex::new(HashSet::new()), warned: AtomicBool::new(false) }
+        Self { what, cap, max_len: 80, seen: Mutex::new(HashSet::new()), warned: AtomicBool::new(false) }
+    }
+
+    /// Role ARNs, with their paths, are longer than codes and actions.
+    fn longer(self, max_len: usize) -> Self {
+        Self { max_len, ..self }
     }
 
     fn admit<'a>(&self, value: &'a str, well_formed: fn(&str) -> bool) -> &'a str {
-        if value.len() > 80 || !well_formed(value) {
+        if value.len() > self.max_len || !well_formed(value) {
             return UNKNOWN;
         }
         let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

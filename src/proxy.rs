@@ -37,7 +37,7 @@ use crate::config::Config;
 use crate::error::{S3Error, S3ErrorCode};
 use crate::health::Readiness;
 pub use crate::listener::ConnInfo;
-use crate::metrics::{Metrics, Mode};
+use crate::metrics::{Metrics, Mode, ROLE_NONE, ROLE_UNKNOWN};
 use crate::s3_request::{self, Operation, S3Request};
 use crate::session::SessionClaims;
 use crate::sigv4::{self, SigV4Error, Verified};
@@ -106,6 +106,8 @@ impl Gateway {
             bytes_in: Default::default(),
             session: None,
             policies: Vec::new(),
+            session_role: None,
+            sts: None,
         };
         let head = req.method() == Method::HEAD;
         // A refused HTTP/1 request whose client waits for `100 Continue` never sends its body,
@@ -223,7 +225,8 @@ impl Gateway {
             return Ok(Next::PostObject(bucket));
         }
         ctx.s3 = Some(s3);
-        let (verified, session) = self.authenticate(req).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
+        let (verified, session) =
+            self.authenticate(req, ctx).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
         ctx.access_key_id = Some(verified.access_key_id.clone());
         ctx.policies = self.policies(&verified.access_key_id, session.as_deref())?;
         ctx.session = session;
@@ -257,8 +260,14 @@ impl Gateway {
     /// Phase 2: SigV4, header or presigned form, against the credentials s3gate issued or the
     /// temporary ones its STS sealed into the request's session token, scoped to a region
     /// s3gate serves.
-    fn authenticate<B>(&self, req: &Request<B>) -> Result<(Verified, Option<Arc<SessionClaims>>), S3Error> {
-        let session = self.open_session(req)?;
+    fn authenticate<B>(
+        &self,
+        req: &Request<B>,
+        ctx: &mut RequestContext,
+    ) -> Result<(Verified, Option<Arc<SessionClaims>>), S3Error> {
+        // A token that does not open is still a request made with temporary credentials.
+        let session = self.open_session(req).inspect_err(|_| ctx.session_role = Some(ROLE_UNKNOWN.to_owned()))?;
+        ctx.session_role = session.as_deref().map(|s| s.role.clone().unwrap_or_else(|| ROLE_NONE.to_owned()));
         let verified = self.verify_signature(req, session.as_deref())?;
         access::region_served(&self.client_regions, &self.config.upstream.region, &verified)?;
         Ok((verified, session))

@@ -55,11 +55,19 @@ pub struct StsError {
     pub code: &'static str,
     pub status: StatusCode,
     pub message: Cow<'static, str>,
+    /// The web identity's subject, when the token was verified and refused for what it says
+    /// (the role's trust): for the audit log, never for the answer.
+    pub subject: Option<String>,
 }
 
 impl StsError {
     fn new(code: &'static str, status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { code, status, message: message.into() }
+        Self { code, status, message: message.into(), subject: None }
+    }
+
+    /// This refusal, naming the verified subject it concerns.
+    pub fn with_subject(self, subject: &str) -> Self {
+        Self { subject: Some(subject.to_owned()), ..self }
     }
 
     pub fn validation(message: impl Into<Cow<'static, str>>) -> Self {

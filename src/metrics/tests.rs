@@ -219,3 +219,43 @@ fn guards_decrement_on_drop() {
     assert_eq!(gauge(&m, forward), "0");
     assert_eq!(gauge(&m, "s3gate_active_tunnels"), "0");
 }
+
+#[test]
+fn sts_labels_take_only_declared_roles_known_actions_and_codes() {
+    let m = Metrics::new();
+    let role = "arn:aws:iam::000000000000:role/ci-writer";
+    m.sts_request("AssumeRoleWithWebIdentity", role, "ok");
+    m.sts_request("GetSessionToken", super::ROLE_NONE, "ok");
+    m.sts_request("CreateUser", super::ROLE_UNKNOWN, "InvalidAction");
+    // What a caller must never pass, and what happens if one did: a subject is no role, a
+    // session name no result, and neither becomes a label value.
+    m.sts_request("AssumeRoleWithWebIdentity", "repo:acme/app:ref:main", "job-7 <script>");
+    m.session_request(role, 204);
+    m.session_request(super::ROLE_NONE, 403);
+    m.session_request(&format!("arn:aws:iam::000000000000:role/{}", "x".repeat(300)), 200);
+    let e = parse(&m.render());
+    let expect = [
+        (format!(r#"s3gate_sts_requests_total{{action="AssumeRoleWithWebIdentity",result="ok",role="{role}"}}"#), "1"),
+        (r#"s3gate_sts_requests_total{action="GetSessionToken",result="ok",role="none"}"#.into(), "1"),
+        (r#"s3gate_sts_requests_total{action="other",result="InvalidAction",role="unknown"}"#.into(), "1"),
+        (
+            r#"s3gate_sts_requests_total{action="AssumeRoleWithWebIdentity",result="unknown",role="unknown"}"#.into(),
+            "1",
+        ),
+        (format!(r#"s3gate_session_requests_total{{role="{role}",status_class="2xx"}}"#), "1"),
+        (r#"s3gate_session_requests_total{role="none",status_class="4xx"}"#.into(), "1"),
+        (r#"s3gate_session_requests_total{role="unknown",status_class="2xx"}"#.into(), "1"),
+    ];
+    for (series, value) in &expect {
+        assert_eq!(e.value(series), *value, "{series}");
+    }
+    assert!(e.has_type("s3gate_sts_requests_total", "counter"));
+    assert!(e.has_type("s3gate_session_requests_total", "counter"));
+    let roles = (0..300).map(|i| format!("arn:aws:iam::000000000000:role/r{i}"));
+    for r in roles {
+        m.session_request(&r, 200);
+    }
+    let text = m.render();
+    let series = text.lines().filter(|l| l.starts_with("s3gate_session_requests_total{")).count();
+    assert!(series <= 256 + 3, "the role label is capped: {series} series");
+}

@@ -13,7 +13,8 @@ impl Gateway {
     /// request; the caller can only mint what its own policy allows, signed with its own
     /// credential (so revoking the credential revokes its URLs).
     pub(super) fn presign_api<B>(&self, req: &Request<B>, ctx: &mut RequestContext) -> Result<Response<Body>, S3Error> {
-        let (verified, session) = self.authenticate(req).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
+        let (verified, session) =
+            self.authenticate(req, ctx).inspect_err(|e| self.metrics.auth_failure(e.code.as_str()))?;
         ctx.access_key_id = Some(verified.access_key_id.clone());
         if session.is_some() {
             // A minted URL is signed with a long-term credential and would outlive the session.

@@ -32,6 +32,50 @@ pub struct RequestContext {
     pub session: Option<Arc<crate::session::SessionClaims>>,
     /// What the request must satisfy, every one (see `Gateway::policies`); empty: full access.
     pub policies: Vec<Arc<crate::policy::Policy>>,
+    /// An S3 request with a session token: the `role` its metrics count it under (a declared
+    /// role, `none` for a GetSessionToken session, `unknown` for a token that did not open).
+    pub session_role: Option<String>,
+    /// A call to s3gate's own STS.
+    pub sts: Option<StsCall>,
+}
+
+/// A call to s3gate's STS as its record and metrics name it. A session it issued is the
+/// request's `session`; these say what was asked for when none was.
+#[derive(Debug, Clone)]
+pub struct StsCall {
+    /// One of `metrics::STS_ACTIONS`, or `other` for a form with no action s3gate answers.
+    pub action: &'static str,
+    /// The metrics' `role`: a declared role's ARN, `none` (GetSessionToken) or `unknown`.
+    pub role_label: String,
+    /// The role asked for (RoleArn), declared or not: the audit log records what was tried.
+    pub role: Option<String>,
+    pub session_name: Option<String>,
+    /// The web identity's subject, once its token was verified.
+    pub subject: Option<String>,
+}
+
+impl StsCall {
+    /// Before the form is read: nothing known yet.
+    pub fn unread() -> Self {
+        Self {
+            action: "other",
+            role_label: crate::metrics::ROLE_UNKNOWN.to_owned(),
+            role: None,
+            session_name: None,
+            subject: None,
+        }
+    }
+
+    fn record(&self, parent: Option<&str>) -> crate::audit::SessionRecord {
+        crate::audit::SessionRecord {
+            role: self.role.clone(),
+            session_name: self.session_name.clone(),
+            issuer: None,
+            subject: self.subject.clone(),
+            source_identity: None,
+            parent: parent.map(str::to_owned),
+        }
+    }
 }
 
 /// A body that counts the data bytes passing through it.
@@ -92,13 +136,21 @@ impl Drop for Finish {
             self.complete = true;
         }
         let ctx = &self.ctx;
-        let (action, operation, bucket, key) = match &ctx.s3 {
-            Some(s) => (s.action, s.operation(), s.bucket.clone(), s.key.clone()),
-            None => ("unknown", "", None, None),
+        let sts_action;
+        let (action, operation, bucket, key) = match (&ctx.s3, &ctx.sts) {
+            (Some(s), _) => (s.action, s.operation(), s.bucket.clone(), s.key.clone()),
+            (None, Some(call)) => {
+                sts_action = format!("sts:{}", call.action);
+                (sts_action.as_str(), call.action, None, None)
+            }
+            (None, None) => ("unknown", "", None, None),
         };
         let duration = ctx.started.elapsed();
         let bytes_in = ctx.bytes_in.load(Ordering::Relaxed);
         self.metrics.request_finished(Mode::Endpoint, action, self.status, duration, bytes_in, self.bytes_out);
+        if let Some(role) = &ctx.session_role {
+            self.metrics.session_request(role, self.status);
+        }
         tracing::info!(
             target: "s3gate::access",
             request_id = %ctx.request_id,
@@ -136,7 +188,11 @@ impl Drop for Finish {
                 mode: "endpoint".to_owned(),
                 user: None,
                 destination: None,
-                session: ctx.session.as_deref().map(crate::audit::SessionRecord::of),
+                session: match (&ctx.session, &ctx.sts) {
+                    (Some(session), _) => Some(crate::audit::SessionRecord::of(session)),
+                    (None, Some(call)) => Some(call.record(ctx.access_key_id.as_deref())),
+                    (None, None) => None,
+                },
             });
         }
     }

@@ -9,19 +9,32 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::record::RequestContext;
+use super::record::{RequestContext, StsCall};
 use super::{access, host_of, Gateway};
 use crate::body::{self, Body};
+use crate::metrics::{ROLE_NONE, ROLE_UNKNOWN};
 use crate::sigv4;
 use crate::sts::{self, Action, Form, StsError};
 
 impl Gateway {
     /// Answers one STS request; never fails: refusals are STS error XML.
+    /// Its record (`ctx.sts`, and the session issued) and its metrics name the action, the role
+    /// and the result.
     pub(super) async fn sts(&self, req: Request<Incoming>, ctx: &mut RequestContext) -> Response<Body> {
-        let (status, xml) = match self.sts_answer(req, ctx).await {
-            Ok(xml) => (StatusCode::OK, xml),
+        ctx.sts = Some(StsCall::unread());
+        let answer = self.sts_answer(req, ctx).await;
+        let call = ctx.sts.get_or_insert_with(StsCall::unread);
+        let (status, xml) = match answer {
+            Ok(xml) => {
+                self.metrics.sts_request(call.action, &call.role_label, "ok");
+                (StatusCode::OK, xml)
+            }
             Err(e) => {
                 tracing::debug!(request_id = %ctx.request_id, code = e.code, message = %e.message, "STS request refused");
+                if e.subject.is_some() {
+                    call.subject = e.subject.clone();
+                }
+                self.metrics.sts_request(call.action, &call.role_label, e.code);
                 self.metrics.auth_failure(e.code);
                 (e.status, sts::error_xml(&e, &ctx.request_id))
             }
@@ -43,6 +56,7 @@ impl Gateway {
         let (parts, incoming) = req.into_parts();
         let bytes = read_form(incoming, &parts.headers, self.config.upstream.idle_timeout).await?;
         let form = Form::parse(&bytes)?;
+        ctx.sts = Some(self.sts_call(&form));
         let keys = self.config.sts.keys.as_ref().ok_or_else(StsError::internal)?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let issued = match form.action {
@@ -74,6 +88,24 @@ impl Gateway {
         let xml = sts::response_xml(&issued, &ctx.request_id);
         ctx.session = Some(Arc::new(issued.claims));
         Ok(xml)
+    }
+
+    /// What a parsed form asks for. The role is named in metrics only if it is declared: the
+    /// RoleArn of a refused call is whatever the client wrote.
+    fn sts_call(&self, form: &Form) -> StsCall {
+        let role = (form.action != Action::GetSessionToken).then(|| form.get("RoleArn")).flatten();
+        let role_label = match (form.action, role) {
+            (Action::GetSessionToken, _) => ROLE_NONE.to_owned(),
+            (_, Some(arn)) if self.config.sts.role(arn).is_some() => arn.to_owned(),
+            _ => ROLE_UNKNOWN.to_owned(),
+        };
+        StsCall {
+            action: form.action.as_str(),
+            role_label,
+            role: role.map(str::to_owned),
+            session_name: form.get("RoleSessionName").map(str::to_owned),
+            subject: None,
+        }
     }
 
     /// The s3gate credential that signed a GetSessionToken or AssumeRole. Temporary

@@ -87,15 +87,19 @@ pub async fn assume_role_with_web_identity(
         return Err(not_authorized("the web identity", "AssumeRoleWithWebIdentity", &role.arn));
     };
     let id = providers.verify(issuer, token, now).await.map_err(oidc_error)?;
-    let audience = trusted(&id, role)?;
-    let extra = Extra {
-        issuer: Some(id.iss.clone()),
-        subject: Some(id.sub.clone()),
-        source_identity: claim_str(&id, SOURCE_IDENTITY_CLAIM).map(checked_source_identity).transpose()?,
-        tags: checked_tags(token_tags(&id)?)?,
-        ..Extra::default()
+    // From here on the token is genuine: a refusal names its subject in the audit log.
+    let issue = || {
+        let audience = trusted(&id, role)?;
+        let extra = Extra {
+            issuer: Some(id.iss.clone()),
+            subject: Some(id.sub.clone()),
+            source_identity: claim_str(&id, SOURCE_IDENTITY_CLAIM).map(checked_source_identity).transpose()?,
+            tags: checked_tags(token_tags(&id)?)?,
+            ..Extra::default()
+        };
+        request.issue(Action::AssumeRoleWithWebIdentity, extra, keys, now, Some(audience))
     };
-    request.issue(Action::AssumeRoleWithWebIdentity, extra, keys, now, Some(audience))
+    issue().map_err(|e| e.with_subject(&id.sub))
 }
 
 /// What a session carries besides its role, duration and policy.

@@ -272,6 +272,7 @@ impl Drop for KillOnDrop {
 /// The client whose policy allows reads only, so a write is a policy denial.
 const READER_AKID: &str = "DEPLOYREADER00000001";
 const READER_SECRET: &str = "deploy-reader-secret-0123456789abcdefghij";
+const DASH_ROLE: &str = "arn:aws:iam::000000000000:role/dashboard";
 
 /// Starts the s3gate binary as a site runs it (config file, source networks, allowed endpoints,
 /// audit log, metrics listener), sends it what makes every kind of series appear, sends SIGHUP,
@@ -281,12 +282,18 @@ async fn scrape_exercised_gateway() -> BTreeMap<String, BTreeSet<String>> {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("s3gate.toml");
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
+    let session_key = dir.path().join("session.key");
+    std::fs::write(&session_key, "5a".repeat(32)).expect("write session key");
+    std::fs::set_permissions(&session_key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod key");
     std::fs::write(
         &config,
         format!(
             "allowed_source_subnet = [\"127.0.0.0/8\"]\nallowed_endpoint = [\"127.0.0.1\"]\n\
              [[client]]\naccess_key_id = \"{READER_AKID}\"\nsecret_access_key = \"{READER_SECRET}\"\n\
-             policy = '{policy}'\n"
+             policy = '{policy}'\n\
+             [sts]\nenabled = true\nsession_key_file = \"{}\"\n\
+             [[role]]\narn = \"{DASH_ROLE}\"\ntrust = {{ access_keys = [\"{CLIENT_AKID}\"] }}\npolicy = '{policy}'\n",
+            session_key.display()
         ),
     )
     .expect("write config");
@@ -328,6 +335,22 @@ async fn scrape_exercised_gateway() -> BTreeMap<String, BTreeSet<String>> {
     let elsewhere = format!("localhost:{}", addr.port());
     let outside = signed("GET", addr, "/dash/obj", "", CLIENT_AKID, CLIENT_SECRET, &[("host", &elsewhere)]).await;
     assert_eq!((outside.status.as_u16(), outside.code()), (403, "AccessDenied"), "{}", outside.body);
+
+    // s3gate's STS: an AssumeRole with the long-term key, then a read with the session.
+    let role = percent_encoding::utf8_percent_encode(DASH_ROLE, percent_encoding::NON_ALPHANUMERIC);
+    let form = format!("Action=AssumeRole&Version=2011-06-15&RoleArn={role}&RoleSessionName=dash");
+    let mut req = raw::request("POST", addr, "/");
+    req.headers_mut().insert("content-type", "application/x-www-form-urlencoded".parse().expect("header"));
+    raw::sign_for("sts", &mut req, &sha256_hex(form.as_bytes()), SystemTime::now(), CLIENT_AKID, CLIENT_SECRET);
+    let assumed = raw::send(req, form).await;
+    assert_eq!(assumed.status, 200, "{}", assumed.body);
+    let element = |name: &str| {
+        let start = assumed.body.find(&format!("<{name}>")).expect(name) + name.len() + 2;
+        assumed.body[start..start + assumed.body[start..].find('<').expect("closes")].to_owned()
+    };
+    let (akid, secret, token) = (element("AccessKeyId"), element("SecretAccessKey"), element("SessionToken"));
+    let read = signed("GET", addr, "/dash/obj", "", &akid, &secret, &[("x-amz-security-token", &token)]).await;
+    assert_eq!(read.status, 200, "{}", read.body);
 
     // A reload, as `systemctl reload` sends it.
     let hup = Command::new("kill").args(["-HUP", &child.0.id().to_string()]).status().expect("kill runs");

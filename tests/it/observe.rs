@@ -5,7 +5,7 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use crate::support::{create_bucket, Gateway, CLIENT_AKID, CLIENT_SECRET, STORE_SECRET};
 
-async fn scrape(addr: std::net::SocketAddr) -> String {
+pub(crate) async fn scrape(addr: std::net::SocketAddr) -> String {
     let resp = crate::support::raw::send(
         http::Request::builder().uri(format!("http://{addr}/metrics")).body(()).expect("request"),
         "",
@@ -16,7 +16,7 @@ async fn scrape(addr: std::net::SocketAddr) -> String {
 }
 
 /// The value of the sample whose name and labels are exactly `series` (labels in any order).
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
         let (series, value) = line.rsplit_once(' ')?;
         let (n, rest) = series.split_once('{').unwrap_or((series, "}"));

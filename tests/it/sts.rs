@@ -7,6 +7,7 @@
 
 mod clients;
 mod issuer;
+mod observe;
 mod route_role;
 mod upstream_role;
 
@@ -66,13 +67,22 @@ policy = '''{{"Version": "2012-10-17", "Statement": [
 
 /// A gateway with STS in front of a store holding `sts-bucket`, and the issuer it trusts.
 pub async fn start() -> (Gateway, Issuer, tempfile::TempDir) {
+    start_with(|_| {}).await
+}
+
+/// [`start`], with more settings; its audit log is `audit.log` in the directory returned.
+pub async fn start_with(tweak: impl FnOnce(&mut s3gate::config::ServeArgs)) -> (Gateway, Issuer, tempfile::TempDir) {
     let issuer = Issuer::start().await;
     let dir = tempfile::tempdir().expect("dir");
     let key_file = dir.path().join("session.key");
     std::fs::write(&key_file, hex::encode(SESSION_KEY)).expect("write key");
     private(&key_file);
     let audit = dir.path().join("audit.log").display().to_string();
-    let gw = Gateway::start_with_toml(&sts_toml(&issuer, &key_file), |a| a.audit_log = Some(audit)).await;
+    let gw = Gateway::start_with_toml(&sts_toml(&issuer, &key_file), |a| {
+        a.audit_log = Some(audit);
+        tweak(a);
+    })
+    .await;
     create_bucket(&gw.client(), BUCKET).await;
     (gw, issuer, dir)
 }
