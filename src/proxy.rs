@@ -75,15 +75,18 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// `previous`: the gateway a reload replaces. What it learned that is still true carries
+    /// over: the identity providers' keys, so that a reload while one is down loses none.
     pub fn new(
         config: Arc<Config>,
         router: Arc<Router>,
         metrics: Metrics,
         audit: Option<AuditLog>,
         readiness: Readiness,
+        previous: Option<&Gateway>,
     ) -> Self {
         let client_regions = access::client_regions(&config);
-        let oidc = crate::oidc::Providers::new(&config.sts.providers).unwrap_or_else(|e| {
+        let oidc = crate::oidc::Providers::new(&config.sts.providers, previous.map(|g| &g.oidc)).unwrap_or_else(|e| {
             tracing::error!(error = %e, "identity providers unusable; web identity tokens will be refused");
             crate::oidc::Providers::default()
         });

@@ -81,7 +81,7 @@ impl Live {
         readiness: Readiness,
     ) -> Self {
         let gateway =
-            Gateway::new(config.clone(), routes.load_full(), metrics.clone(), audit.clone(), readiness.clone());
+            Gateway::new(config.clone(), routes.load_full(), metrics.clone(), audit.clone(), readiness.clone(), None);
         Self {
             config: Mutex::new(config),
             gateway: ArcSwap::from_pointee(gateway),
@@ -141,8 +141,15 @@ impl Live {
             None => None,
         };
         let new = Arc::new(new);
-        let gateway =
-            Gateway::new(new.clone(), router.clone(), self.metrics.clone(), self.audit.clone(), self.readiness.clone());
+        let previous = self.gateway.load();
+        let gateway = Gateway::new(
+            new.clone(),
+            router.clone(),
+            self.metrics.clone(),
+            self.audit.clone(),
+            self.readiness.clone(),
+            Some(&previous),
+        );
         if let (Some(in_use), Some(key)) = (&self.certificate, certificate) {
             in_use.replace(key);
         }

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
@@ -75,6 +76,14 @@ pub struct OidcProviderFile {
     pub issuer: String,
     /// A private CA for the issuer's TLS, besides the system roots.
     pub ca_file: Option<PathBuf>,
+    /// How long fetched keys are used before they are fetched again [default: 3600].
+    pub jwks_cache_seconds: Option<u64>,
+    /// The shortest time between two fetches, however many tokens name an unknown key id or
+    /// find the keys old [default: 30].
+    pub jwks_min_refresh_seconds: Option<u64>,
+    /// How long past `jwks_cache_seconds` the last keys fetched are still used while fetching
+    /// them again fails (the provider is down) [default: 86400; 0: never].
+    pub jwks_max_stale_seconds: Option<u64>,
 }
 
 /// A role clients assume: who may (`trust`), what it allows (`policy`), for how long.
@@ -164,11 +173,21 @@ pub(super) fn upstream_role(
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OidcProvider {
     pub issuer: String,
     pub ca_file: Option<PathBuf>,
+    /// How long fetched keys are fresh.
+    pub jwks_cache: Duration,
+    /// The shortest time between two fetches of the keys.
+    pub jwks_min_refresh: Duration,
+    /// How long past `jwks_cache` keys are still used while the provider cannot be reached.
+    pub jwks_max_stale: Duration,
 }
+
+const DEFAULT_JWKS_CACHE_SECONDS: u64 = 3_600;
+const DEFAULT_JWKS_MIN_REFRESH_SECONDS: u64 = 30;
+const DEFAULT_JWKS_MAX_STALE_SECONDS: u64 = 86_400;
 
 #[derive(Debug, Clone)]
 pub struct Role {
@@ -258,7 +277,22 @@ fn provider(p: &OidcProviderFile, files: &Files) -> Result<OidcProvider, ConfigE
     if let Some(ca) = &p.ca_file {
         files.get(ca, FileUse::Present)?;
     }
-    Ok(OidcProvider { issuer: p.issuer.clone(), ca_file: p.ca_file.clone() })
+    let who = format!("oidc_provider {:?}", p.issuer);
+    let cache = p.jwks_cache_seconds.unwrap_or(DEFAULT_JWKS_CACHE_SECONDS);
+    let min_refresh = p.jwks_min_refresh_seconds.unwrap_or(DEFAULT_JWKS_MIN_REFRESH_SECONDS.min(cache));
+    if cache == 0 {
+        return Err(invalid(format!("{who}: jwks_cache_seconds must be at least 1")));
+    }
+    if min_refresh > cache {
+        return Err(invalid(format!("{who}: jwks_min_refresh_seconds must not exceed jwks_cache_seconds")));
+    }
+    Ok(OidcProvider {
+        issuer: p.issuer.clone(),
+        ca_file: p.ca_file.clone(),
+        jwks_cache: Duration::from_secs(cache),
+        jwks_min_refresh: Duration::from_secs(min_refresh),
+        jwks_max_stale: Duration::from_secs(p.jwks_max_stale_seconds.unwrap_or(DEFAULT_JWKS_MAX_STALE_SECONDS)),
+    })
 }
 
 fn role(i: usize, r: &RoleFile, providers: &[OidcProvider], files: &Files) -> Result<Role, ConfigError> {

@@ -7,6 +7,7 @@
 
 mod clients;
 mod issuer;
+mod jwks;
 mod observe;
 mod route_role;
 mod upstream_role;
@@ -32,7 +33,8 @@ const SESSION_KEY: [u8; 32] = [0x5a; 32];
 /// The gateway's config: STS on, the issuer trusted for `ci-writer` (subjects `repo:acme/*`,
 /// bucket `sts-bucket` only), and `home` for the test's own credential (its session's home
 /// folder only, by `${aws:userid}`).
-pub fn sts_toml(issuer: &Issuer, key_file: &std::path::Path) -> String {
+/// `provider`: more `[[oidc_provider]]` settings (`key = value` lines).
+pub fn sts_toml(issuer: &Issuer, key_file: &std::path::Path, provider: &str) -> String {
     format!(
         r#"
 [sts]
@@ -42,6 +44,7 @@ session_key_file = "{key}"
 [[oidc_provider]]
 issuer = "{iss}"
 ca_file = "{ca}"
+{provider}
 
 [[role]]
 arn = "{CI_ROLE}"
@@ -72,13 +75,21 @@ pub async fn start() -> (Gateway, Issuer, tempfile::TempDir) {
 
 /// [`start`], with more settings; its audit log is `audit.log` in the directory returned.
 pub async fn start_with(tweak: impl FnOnce(&mut s3gate::config::ServeArgs)) -> (Gateway, Issuer, tempfile::TempDir) {
+    start_with_provider("", tweak).await
+}
+
+/// [`start_with`], with more `[[oidc_provider]]` settings.
+pub async fn start_with_provider(
+    provider: &str,
+    tweak: impl FnOnce(&mut s3gate::config::ServeArgs),
+) -> (Gateway, Issuer, tempfile::TempDir) {
     let issuer = Issuer::start().await;
     let dir = tempfile::tempdir().expect("dir");
     let key_file = dir.path().join("session.key");
     std::fs::write(&key_file, hex::encode(SESSION_KEY)).expect("write key");
     private(&key_file);
     let audit = dir.path().join("audit.log").display().to_string();
-    let gw = Gateway::start_with_toml(&sts_toml(&issuer, &key_file), |a| {
+    let gw = Gateway::start_with_toml(&sts_toml(&issuer, &key_file, provider), |a| {
         a.audit_log = Some(audit);
         tweak(a);
     })
@@ -397,6 +408,12 @@ fn sts_configuration_mistakes_are_refused_naming_the_setting() {
             format!("[[route]]\nbucket = \"b-*\"\nupstream_role_arn = \"{CI_ROLE}\"\nupstream_external_id = \"x\"\n"),
             "upstream_external_id must be 2 to 1224",
         ),
+        (
+            vec![],
+            format!("{provider}jwks_min_refresh_seconds = 60\njwks_cache_seconds = 30\n"),
+            "jwks_min_refresh_seconds must not exceed jwks_cache_seconds",
+        ),
+        (vec![], format!("{provider}jwks_cache_seconds = 0\n"), "jwks_cache_seconds must be at least 1"),
     ];
     for (env, toml, expected) in cases {
         let err = check(&env, &toml).expect_err(&toml);

@@ -63,6 +63,8 @@ impl Upstream {
 /// s3gate in front of an [`Upstream`].
 pub struct Gateway {
     pub running: Option<s3gate::Running>,
+    /// What it was started with, to reload it with.
+    pub args: ServeArgs,
     pub url: String,
     pub upstream: Upstream,
     pub ca_pem: Option<String>,
@@ -91,7 +93,7 @@ impl Gateway {
         let config = Config::load(&args, &Default::default()).expect("config");
         let running = s3gate::start(config).await.expect("gateway starts");
         let url = format!("http://{}", running.addr);
-        Self { running: Some(running), url, upstream, ca_pem: None, _tls_dir: Some(dir) }
+        Self { running: Some(running), args, url, upstream, ca_pem: None, _tls_dir: Some(dir) }
     }
 
     /// The same over HTTPS with a throwaway CA; `ca_pem` is what clients trust.
@@ -104,7 +106,7 @@ impl Gateway {
         let config = Config::load(&args, &Default::default()).expect("config");
         let running = s3gate::start(config).await.expect("gateway starts");
         let url = format!("https://localhost:{}", running.addr.port());
-        Self { running: Some(running), url, upstream, ca_pem: Some(ca_pem), _tls_dir: Some(dir) }
+        Self { running: Some(running), args, url, upstream, ca_pem: Some(ca_pem), _tls_dir: Some(dir) }
     }
 
     pub fn client(&self) -> aws_sdk_s3::Client {

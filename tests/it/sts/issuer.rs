@@ -1,10 +1,11 @@
 //! A real OpenID Connect issuer for the tests: HTTPS on 127.0.0.1 with a throwaway CA, a
 //! discovery document, a JWKS with one RSA and one EC key, and tokens signed with them (or
-//! with a key it does not publish, for the refusals).
+//! with a key it does not publish, for the refusals). It can rotate its keys, adding one to
+//! its JWKS, and go down.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -27,6 +28,8 @@ pub enum Signer {
     Ec,
     /// ES256 with a key the JWKS does not hold (`kid` "stranger").
     Stranger,
+    /// ES256 with the key the issuer publishes once it rotates (`kid` "ec2").
+    Rotated,
 }
 
 pub struct Issuer {
@@ -39,6 +42,13 @@ pub struct Issuer {
     rsa: EncodingKey,
     ec: EncodingKey,
     stranger: EncodingKey,
+    rotated: EncodingKey,
+    /// The JWKS it serves.
+    jwks: Arc<Mutex<String>>,
+    keys: Vec<Value>,
+    rotated_jwk: Value,
+    /// Set when it is down: every request is answered 503, and no connection is accepted.
+    down: Arc<AtomicBool>,
     _dir: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
 }
@@ -61,13 +71,15 @@ impl Issuer {
         let rsa = EncodingKey::from_rsa_der(&pem_body(rsa_pem));
         let (ec, ec_jwk) = ec_key("ec1");
         let (stranger, _) = ec_key("stranger");
+        let (rotated, rotated_jwk) = ec_key("ec2");
         let rsa_jwk = json!({
             "kty": "RSA", "kid": "rsa1", "use": "sig", "alg": "RS256",
             "n": include_str!("test-rsa-key.n").trim(), "e": "AQAB",
         });
         // A symmetric key in the set must never be used to check a token.
         let oct = json!({"kty": "oct", "kid": "rsa1", "k": URL_SAFE_NO_PAD.encode(b"not a signing key")});
-        let jwks = json!({"keys": [rsa_jwk, ec_jwk, oct]}).to_string();
+        let keys = vec![rsa_jwk, ec_jwk, oct];
+        let jwks = Arc::new(Mutex::new(json!({ "keys": keys }).to_string()));
         let discovery = json!({
             "issuer": url, "jwks_uri": format!("{url}/jwks"),
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
@@ -77,18 +89,22 @@ impl Issuer {
         let tls = server_tls(&cert, &key);
         let jwks_fetches = Arc::new(AtomicUsize::new(0));
         let fetches = jwks_fetches.clone();
+        let down = Arc::new(AtomicBool::new(false));
+        let (served, is_down) = (jwks.clone(), down.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { continue };
-                let (tls, jwks, discovery, fetches) = (tls.clone(), jwks.clone(), discovery.clone(), fetches.clone());
+                let (tls, discovery, fetches) = (tls.clone(), discovery.clone(), fetches.clone());
+                let (jwks, down) = (served.clone(), is_down.clone());
                 tokio::spawn(async move {
                     let Ok(stream) = tls.accept(tcp).await else { return };
                     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let (status, body) = match req.uri().path() {
+                            _ if down.load(Ordering::SeqCst) => (StatusCode::SERVICE_UNAVAILABLE, String::new()),
                             "/.well-known/openid-configuration" => (StatusCode::OK, discovery.clone()),
                             "/jwks" => {
                                 fetches.fetch_add(1, Ordering::SeqCst);
-                                (StatusCode::OK, jwks.clone())
+                                (StatusCode::OK, jwks.lock().expect("lock").clone())
                             }
                             _ => (StatusCode::NOT_FOUND, String::new()),
                         };
@@ -105,7 +121,21 @@ impl Issuer {
                 });
             }
         });
-        Self { url, ca_file, jwks_fetches, rsa, ec, stranger, _dir: dir, task }
+        Self { url, ca_file, jwks_fetches, rsa, ec, stranger, rotated, jwks, keys, rotated_jwk, down, _dir: dir, task }
+    }
+
+    /// Publishes a new key (`kid` "ec2", [`Signer::Rotated`]) beside the others, as a
+    /// provider does before it starts signing with it.
+    pub fn rotate(&self) {
+        let mut keys = self.keys.clone();
+        keys.push(self.rotated_jwk.clone());
+        *self.jwks.lock().expect("lock") = json!({ "keys": keys }).to_string();
+    }
+
+    /// Down: connections it holds answer 503, new ones are refused.
+    pub fn stop(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        self.task.abort();
     }
 
     /// Claims of a good token: this issuer, `sub`, audience `s3gate`, valid for ten minutes.
@@ -119,6 +149,7 @@ impl Issuer {
             Signer::Rsa => (Algorithm::RS256, "rsa1", &self.rsa),
             Signer::Ec => (Algorithm::ES256, "ec1", &self.ec),
             Signer::Stranger => (Algorithm::ES256, "stranger", &self.stranger),
+            Signer::Rotated => (Algorithm::ES256, "ec2", &self.rotated),
         };
         let mut header = Header::new(alg);
         header.kid = Some(kid.to_owned());
