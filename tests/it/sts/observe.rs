@@ -173,3 +173,21 @@ async fn sts_calls_and_session_requests_are_counted_by_declared_role_and_audited
     }
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_sts_call_is_recorded_within_stss_own_limits() {
+    let (gw, issuer, dir) = super::start().await;
+    let token = issuer.token(Signer::Rsa, &issuer.claims("repo:acme/app"));
+    let huge_role = format!("arn:aws:iam::000000000000:role/{}", "r".repeat(20_000));
+    let form = format!(
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={huge_role}&RoleSessionName={}&WebIdentityToken={token}",
+        "s".repeat(20_000)
+    );
+    let resp = sts_post(&gw, &form).await;
+    assert_eq!(resp.code(), "ValidationError", "{}", resp.body);
+    let records = sts_records(&dir, 1).await;
+    let session = &records[0]["session"];
+    assert_eq!(session["role"].as_str().map(str::len), Some(2048), "RoleArn is at most 2048 characters in STS");
+    assert_eq!(session["session_name"].as_str().map(str::len), Some(64));
+    gw.stop().await;
+}
