@@ -126,12 +126,16 @@ pub fn sign_upstream_for(
     let creq =
         assemble(parts.method.as_str(), parts.uri.path(), &query, lines.into_iter(), &signed_headers, payload_hash);
     let key = key_cache::global().get(creds.secret_access_key(), &scope);
-    let signature = hex::encode(key.sign(&string_to_sign(&amz_date, &scope, &creq)));
-    let authorization = format!(
-        "{ALGORITHM} Credential={}/{}, SignedHeaders={signed_headers}, Signature={signature}",
-        creds.access_key_id(),
-        scope.to_string_scope()
-    );
+    let signature = key.sign(&string_to_sign(&amz_date, &scope, &creq));
+    let mut authorization = String::with_capacity(256 + signed_headers.len());
+    for part in [ALGORITHM, " Credential=", creds.access_key_id(), "/"] {
+        authorization.push_str(part);
+    }
+    scope.push_to(&mut authorization);
+    for part in [", SignedHeaders=", &signed_headers, ", Signature="] {
+        authorization.push_str(part);
+    }
+    crate::sigv4::push_hex(&mut authorization, &signature);
     let mut value =
         HeaderValue::from_str(&authorization).map_err(|_| SignError::HeaderValue("authorization".into()))?;
     value.set_sensitive(true);
