@@ -162,8 +162,10 @@ impl Gateway {
                 drain(req.into_body(), expects_continue).await;
                 Ok(resp)
             }
-            Next::PostObject(bucket) => self.post_object(req, &bucket, ctx).await,
-            Next::Sts => Ok(self.sts(req, ctx).await),
+            // Boxed, as rare paths with large futures (form parsing, identity providers):
+            // inline, they would make every request's future as large as theirs.
+            Next::PostObject(bucket) => Box::pin(self.post_object(req, &bucket, ctx)).await,
+            Next::Sts => Ok(Box::pin(self.sts(req, ctx)).await),
             Next::Forward(verified) => {
                 let s3 = ctx.s3.as_ref().ok_or_else(S3Error::internal)?;
                 let route = self.router.route(s3.bucket.as_deref());

@@ -96,7 +96,9 @@ pub(super) async fn builtin_route<B>(req: &Request<B>, readiness: &Readiness) ->
         return None;
     }
     match req.uri().path() {
-        "/_s3gate/health" => Some(readiness.answer("ok\n").await),
+        // Boxed: readiness may look up the upstream credentials, a large future that would
+        // otherwise be part of every request's.
+        "/_s3gate/health" => Some(Box::pin(readiness.answer("ok\n")).await),
         "/_s3gate/live" => Some(crate::health::live("ok\n")),
         _ => None,
     }

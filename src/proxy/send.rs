@@ -142,7 +142,9 @@ impl Gateway {
             (None, None) => return Ok(base),
         };
         let req = AssumeRequest { role_arn: &role.role_arn, external_id: role.external_id.as_deref(), client };
-        self.assumed.credentials(&route.upstream, &base, &req).await.map_err(|e| {
+        // Boxed: a fetch from the upstream STS is a large future, and inline it would make
+        // every request's future that large.
+        Box::pin(self.assumed.credentials(&route.upstream, &base, &req)).await.map_err(|e| {
             tracing::error!(error = %e, role = req.role_arn, route = %route.name, "assuming the upstream role failed");
             self.metrics.upstream_error("credentials");
             match e {
