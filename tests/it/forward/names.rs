@@ -19,7 +19,7 @@ const S3: &[&str] = &["s3.us-east-1.amazonaws.com", "bucket.vpce-1a2b3c4d-5e6f.s
 
 #[tokio::test]
 async fn load_balancers_and_other_privatelink_services_are_refused_before_any_dial() {
-    let (origin, dialled, _task) = wire::counting_server().await;
+    let (origin, dialled, _task) = wire::counting_http_server().await;
     let running = proxy(|f| {
         f.forward_allow_http_port = vec!["80".into()];
         f.forward_connect_to = NOT_S3.iter().chain(S3).map(|name| format!("{name}={origin}")).collect();

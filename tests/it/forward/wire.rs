@@ -147,6 +147,17 @@ pub async fn absolute_get(proxy: SocketAddr, host: &str) -> u16 {
 /// A destination that counts the connections it accepts and answers each with a small HTTP
 /// 200 (a tunnel's client need not read it), then closes once the client has.
 pub async fn counting_server() -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    counting(false).await
+}
+
+/// [`counting_server`] as an HTTP server: it answers once a request head is in. One that
+/// answers before the request may rightly be refused by an HTTP client (the forward proxy's
+/// `502`), depending on which comes first; a tunnel that sends nothing just ends.
+pub async fn counting_http_server() -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    counting(true).await
+}
+
+async fn counting(wait_for_head: bool) -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let count = Arc::new(AtomicUsize::new(0));
@@ -155,9 +166,16 @@ pub async fn counting_server() -> (SocketAddr, Arc<AtomicUsize>, tokio::task::Jo
         while let Ok((mut s, _)) = listener.accept().await {
             counted.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while wait_for_head && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                        _ => return,
+                    }
+                }
                 let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
-                let mut sink = [0u8; 4096];
-                while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+                while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
             });
         }
     });
