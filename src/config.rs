@@ -119,6 +119,8 @@ pub struct Config {
     pub drain_delay: Duration,
     /// Connections each listener serves at once (`--max-connections`).
     pub max_connections: usize,
+    /// `--serving-threads`: `None` is one per core (see `listener::workers`).
+    pub serving_threads: Option<usize>,
     /// Base URL of minted presigned URLs; `None`: the caller's Host (API) or listen address (CLI).
     pub public_url: Option<http::Uri>,
     /// Forced on PutObject, CopyObject and CreateMultipartUpload unless a route sets its own.

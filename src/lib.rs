@@ -144,6 +144,13 @@ impl Running {
 /// Binds the listeners and starts serving in the background.
 pub async fn start(config: Config) -> Result<Running, RunError> {
     let config = Arc::new(config);
+    if !listener::workers::configure(config.serving_threads) {
+        tracing::warn!(
+            serving_threads = ?config.serving_threads,
+            running = listener::workers::count(),
+            "serving threads are set once per process; keeping those running"
+        );
+    }
     let metrics = metrics::Metrics::new();
     let shutdown = Shutdown::default();
     let audit = match &config.audit_log {

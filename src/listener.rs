@@ -2,7 +2,7 @@
 //! listener for metrics and health, the demo store) is this module given a [`Handler`]:
 //!
 //! accept, pausing on errors ([`accept`]) -> a place under `--max-connections`, or a short
-//! refusal ([`limits`]) -> the PROXY protocol header from trusted peers ([`accept`]) -> TLS
+//! refusal ([`limits`]) -> a serving thread ([`workers`]) -> the PROXY protocol header from trusted peers ([`accept`]) -> TLS
 //! ([`tls`]) -> HTTP until the client leaves, idles or the listener drains ([`protocol`]) -> on
 //! shutdown, the drain sequence ([`drain`]).
 //!
@@ -20,6 +20,7 @@ pub mod limits;
 mod preface;
 pub mod protocol;
 pub mod tls;
+pub mod workers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -184,34 +185,47 @@ async fn accept_loop<H: Handler>(tcp: TcpListener, shared: Arc<Shared>, handler:
             Admission::Serve(place) => {
                 let counted = shared.options.metrics.as_ref().map(|(m, mode)| m.connection_opened(*mode));
                 let idle = shared.options.idle_timeout;
-                let serving = shared.clone().connection(stream, peer, handler.clone(), idle, token.clone());
-                tokio::spawn(
-                    async move {
-                        let _held = (place, counted);
-                        serving.await;
-                    }
-                    .instrument(span),
-                );
+                let (shared, handler, token) = (shared.clone(), handler.clone(), token.clone());
+                on_serving_thread(stream, span, move |stream| async move {
+                    let _held = (place, counted);
+                    shared.connection(stream, peer, handler, idle, token).await;
+                });
             }
             Admission::Refuse(permit) => {
-                let refusing = shared.clone().connection(
-                    stream,
-                    peer,
-                    Refusal(handler.clone()),
-                    limits::REFUSAL_IDLE,
-                    token.clone(),
-                );
-                tokio::spawn(
-                    async move {
-                        let _permit = permit;
-                        let _ = tokio::time::timeout(limits::REFUSAL_TIME, refusing).await;
-                    }
-                    .instrument(span),
-                );
+                let (shared, refusal, token) = (shared.clone(), Refusal(handler.clone()), token.clone());
+                on_serving_thread(stream, span, move |stream| async move {
+                    let _permit = permit;
+                    let refusing = shared.connection(stream, peer, refusal, limits::REFUSAL_IDLE, token);
+                    let _ = tokio::time::timeout(limits::REFUSAL_TIME, refusing).await;
+                });
             }
             Admission::Close => drop(stream),
         }
     }
+}
+
+/// Serves an accepted connection on a serving thread ([`workers`]), in its span. The socket
+/// moves there unregistered and joins that thread's reactor.
+fn on_serving_thread<F, Fut>(stream: TcpStream, span: tracing::Span, serve: F)
+where
+    F: FnOnce(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(e) => return tracing::debug!(error = %e, "accepted connection lost before it was served"),
+    };
+    workers::spawn(Box::new(move || {
+        Box::pin(
+            async move {
+                match TcpStream::from_std(stream) {
+                    Ok(stream) => serve(stream).await,
+                    Err(e) => tracing::warn!(error = %e, "cannot serve an accepted connection"),
+                }
+            }
+            .instrument(span),
+        )
+    }));
 }
 
 impl Shared {

@@ -16,7 +16,7 @@
 //! What a listener was built with is kept until a restart, and a reload that changes it says
 //! so, naming the key: the addresses (`listen`, `metrics_listen`, `forward_listen`,
 //! `transparent_listen`, `dns_listen`, each turned on or off too), turning TLS on or off,
-//! `max_connections`, `shutdown_grace`, `trusted_proxy`, `audit_log` and the `[forward]` table.
+//! `max_connections`, `serving_threads`, `shutdown_grace`, `trusted_proxy`, `audit_log` and the `[forward]` table.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -178,6 +178,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     check(old.tls.is_some() != new.tls.is_some(), "tls_cert");
     check(old.metrics_listen != new.metrics_listen, "metrics_listen");
     check(old.max_connections != new.max_connections, "max_connections");
+    check(old.serving_threads != new.serving_threads, "serving_threads");
     check(old.shutdown_grace != new.shutdown_grace, "shutdown_grace");
     check(old.access.trusted_proxies != new.access.trusted_proxies, "trusted_proxy");
     check(old.audit_log != new.audit_log, "audit_log");

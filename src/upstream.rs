@@ -35,8 +35,13 @@ pub enum UpstreamError {
 /// a key that dies in flight.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
+type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
+
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    /// One pool per serving thread (`listener::workers`), and one for every other thread at
+    /// index 0: a pooled connection is driven by the thread that opened it, so a request must
+    /// take one of its own thread's, or each of its reads and writes wakes another thread.
+    clients: Box<[HttpClient]>,
     /// Regions learned from the upstream's redirects, by bucket.
     learned_regions: std::sync::RwLock<std::collections::HashMap<String, String>>,
     scheme: http::uri::Scheme,
@@ -69,11 +74,15 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(50))
-            .pool_max_idle_per_host(256)
-            .build(connector);
+        let clients = (0..=crate::listener::workers::count())
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .pool_idle_timeout(Duration::from_secs(50))
+                    .pool_max_idle_per_host(256)
+                    .build(connector.clone())
+            })
+            .collect();
         let scheme = cfg.url.scheme().cloned().unwrap_or(http::uri::Scheme::HTTPS);
         let host = cfg.url.host().unwrap_or_default().to_owned();
         let credentials = match &cfg.credentials {
@@ -89,7 +98,7 @@ impl Upstream {
             }
         };
         Ok(Self {
-            client,
+            clients,
             learned_regions: Default::default(),
             scheme,
             host,
@@ -185,7 +194,19 @@ impl Upstream {
     }
 
     /// Credentials to sign with now; chain credentials are cached and refreshed before expiry.
+    ///
+    /// Static credentials are answered without awaiting anything. The chain's path is boxed:
+    /// building the default chain is a future of several kilobytes, and inline it would make
+    /// every request's future that large, copied in full at each of its await points
+    /// (`docs/benchmarks.md`, "Where a small request's time goes").
     pub async fn credentials(&self) -> Result<Credentials, UpstreamError> {
+        match &self.credentials {
+            CredentialSource::Static(c) => Ok(c.clone()),
+            CredentialSource::Chain { .. } => Box::pin(self.chain_credentials()).await,
+        }
+    }
+
+    async fn chain_credentials(&self) -> Result<Credentials, UpstreamError> {
         match &self.credentials {
             CredentialSource::Static(c) => Ok(c.clone()),
             CredentialSource::Chain { provider, cached } => {
@@ -219,7 +240,8 @@ impl Upstream {
         &self,
         req: http::Request<Body>,
     ) -> Result<http::Response<Incoming>, hyper_util::client::legacy::Error> {
-        self.client.request(req).await
+        let at = crate::listener::workers::index().min(self.clients.len() - 1);
+        self.clients[at].request(req).await
     }
 }
 

@@ -95,6 +95,10 @@ settings! {
         /// answered 503 SlowDown and closed [default: 1024 per core, at most 65536].
         #[arg(value_name = "N")]
         max_connections: Option<u64>,
+        /// Threads that serve connections, each with its own event loop and upstream connection
+        /// pool; a connection stays on one for its life [default: one per core].
+        #[arg(value_name = "N")]
+        serving_threads: Option<u64>,
         /// Base URL of minted presigned URLs (`https://s3.intranet.example.com`); virtual-hosted
         /// when its host is a --domain [default: the caller's Host, or the listen address].
         #[arg(value_name = "URL")]

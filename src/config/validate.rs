@@ -71,6 +71,7 @@ pub(super) fn config(r: Resolved, files: &Files) -> Result<Config, ConfigError> 
         shutdown_grace: Duration::from_secs(r.shutdown_grace),
         drain_delay: r.drain_delay.duration(),
         max_connections,
+        serving_threads: serving_threads(r.serving_threads)?,
         public_url,
         storage_class,
         routes,
@@ -94,6 +95,13 @@ fn listen(text: &str) -> Result<(SocketAddr, bool), ConfigError> {
         .parse()
         .map_err(|_| invalid(format!("listen: not an address (IP:PORT) or none: {text:?}")))?;
     Ok((listen, endpoint))
+}
+
+fn serving_threads(setting: Option<u64>) -> Result<Option<usize>, ConfigError> {
+    match setting {
+        Some(n) if n == 0 || n > 1024 => Err(invalid(format!("serving-threads: out of range (1 to 1024): {n}"))),
+        other => Ok(other.map(|n| n as usize)),
+    }
 }
 
 fn max_connections(setting: Option<u64>) -> Result<usize, ConfigError> {

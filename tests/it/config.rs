@@ -256,3 +256,71 @@ fn validation_reads_no_file_itself() {
     let err = Config::validate(r).expect_err("the files do not exist");
     assert!(err.to_string().contains("/nonexistent/clients"), "{err}");
 }
+
+#[test]
+fn serving_threads_are_one_per_core_unless_set() {
+    let load = |pairs: &[(&str, &str)], file: &str| {
+        let mut e = env(pairs);
+        e.insert("S3GATE_CREDENTIALS".into(), "A:1".into());
+        Config::validate(Config::resolve(&ServeArgs::default(), &e, Some(file))?)
+    };
+    assert_eq!(load(&[], "").expect("valid").serving_threads, None, "the default is one per core");
+    assert_eq!(load(&[], "serving_threads = 3").expect("valid").serving_threads, Some(3));
+    assert_eq!(
+        load(&[("S3GATE_SERVING_THREADS", "2")], "serving_threads = 3").expect("valid").serving_threads,
+        Some(2)
+    );
+    for bad in ["0", "100000"] {
+        let err = load(&[("S3GATE_SERVING_THREADS", bad)], "").expect_err("out of range").to_string();
+        assert!(err.contains("serving-threads"), "{err}");
+    }
+}
+
+/// The process runs as many serving threads as it is told, each named for what it does, and
+/// serves on them.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_binary_serves_on_the_threads_it_is_given() {
+    use std::io::{BufRead, BufReader};
+    let child = Command::new(env!("CARGO_BIN_EXE_s3gate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9", "--credentials", "A:1"])
+        .args(["--serving-threads", "3"])
+        .env("RUST_LOG", "info")
+        .env_remove("S3GATE_LOG_FORMAT")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("s3gate runs");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(child);
+    let stderr = child.0.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let addr: std::net::SocketAddr = loop {
+        let line = lines.next().expect("s3gate starts").expect("log line");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            let addr: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
+            break addr.parse().expect("address");
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    for _ in 0..6 {
+        let resp = crate::support::raw::send(crate::support::raw::request("GET", addr, "/_s3gate/live"), "").await;
+        assert_eq!(resp.status, 200);
+    }
+    let pid = child.0.id();
+    let names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("its threads")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .filter(|n| n.starts_with("s3gate-serve"))
+        .collect();
+    let mut names = names;
+    names.sort();
+    assert_eq!(names, ["s3gate-serve-1", "s3gate-serve-2", "s3gate-serve-3"]);
+}
