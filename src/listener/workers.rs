@@ -78,7 +78,13 @@ fn start() -> Pool {
     let mut threads = Vec::new();
     for i in 1..=count() {
         let (tx, rx) = mpsc::unbounded_channel();
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        // Each thread writes its log lines in batches, when it is about to wait for work
+        // (`telemetry::Stderr`).
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .on_thread_park(crate::telemetry::flush_thread)
+            .build();
+        let runtime = match runtime {
             Ok(rt) => rt,
             Err(e) => {
                 tracing::error!(error = %e, "cannot start a serving thread's runtime; serving on the main runtime");
@@ -87,7 +93,9 @@ fn start() -> Pool {
         };
         let started = std::thread::Builder::new().name(format!("s3gate-serve-{i}")).spawn(move || {
             INDEX.with(|index| index.set(i));
+            crate::telemetry::buffer_thread();
             runtime.block_on(serve(rx));
+            crate::telemetry::flush_thread();
         });
         match started {
             Ok(_) => threads.push(tx),
