@@ -10,10 +10,6 @@ use rand::distributions::{Alphanumeric, DistString};
 use s3gate::config::{Config, ServeArgs};
 use s3gate::credentials::Credential;
 
-/// See Cargo.toml: per-request allocations cost a third as much as with glibc's allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(name = "s3gate", version, about = "A fast, safe gateway from a private network to S3")]
 struct Cli {
