@@ -2,9 +2,9 @@
 //! listener for metrics and health, the demo store) is this module given a [`Handler`]:
 //!
 //! accept, pausing on errors ([`accept`]) -> a place under `--max-connections`, or a short
-//! refusal ([`limits`]) -> a serving thread ([`workers`]) -> the PROXY protocol header from trusted peers ([`accept`]) -> TLS
-//! ([`tls`]) -> HTTP until the client leaves, idles or the listener drains ([`protocol`]) -> on
-//! shutdown, the drain sequence ([`drain`]).
+//! refusal ([`limits`]) -> a serving thread ([`workers`]) -> the PROXY protocol header from
+//! trusted peers ([`accept`]) -> TLS ([`tls`]) -> HTTP until the client leaves, idles or the
+//! listener drains ([`protocol`]) -> on shutdown, the drain sequence ([`drain`]).
 //!
 //! Each connection runs in a tracing span naming the listener, the peer and, behind a load
 //! balancer, the client, so every line a request logs says where it came from.

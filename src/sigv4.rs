@@ -155,7 +155,7 @@ pub fn string_to_sign(amz_date: &str, scope: &Scope, canonical_request: &str) ->
     out.push('\n');
     scope.push_to(&mut out);
     out.push('\n');
-    push_hex(&mut out, &Sha256::digest(canonical_request.as_bytes()));
+    push_hex(&mut out, &Sha256::digest(canonical_request.as_bytes()).into());
     out
 }
 
@@ -209,18 +209,22 @@ pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
 
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
     let mut out = String::with_capacity(64);
-    push_hex(&mut out, &Sha256::digest(data));
+    push_hex(&mut out, &Sha256::digest(data).into());
     out
 }
 
-/// Appends `bytes` as lowercase hex (SigV4's encoding of digests and signatures).
-pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
+/// A digest or signature as 64 lowercase hex digits (SigV4's encoding), on the stack: `hex`'s
+/// slice encoder, without the per-character iterator and allocation of `hex::encode`.
+pub(crate) fn hex32(digest: &[u8; 32]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    // 32 bytes always take exactly 64 digits.
+    let _ = hex::encode_to_slice(digest, &mut out);
+    out
+}
+
+/// Appends [`hex32`] of `digest`.
+pub(crate) fn push_hex(out: &mut String, digest: &[u8; 32]) {
+    out.push_str(std::str::from_utf8(&hex32(digest)).unwrap_or_default());
 }
 
 /// Decodes exactly 64 hex digits; anything else is `None`.

@@ -202,38 +202,37 @@ impl Upstream {
     pub async fn credentials(&self) -> Result<Credentials, UpstreamError> {
         match &self.credentials {
             CredentialSource::Static(c) => Ok(c.clone()),
-            CredentialSource::Chain { .. } => Box::pin(self.chain_credentials()).await,
+            CredentialSource::Chain { provider, cached } => Box::pin(self.chain_credentials(provider, cached)).await,
         }
     }
 
-    async fn chain_credentials(&self) -> Result<Credentials, UpstreamError> {
-        match &self.credentials {
-            CredentialSource::Static(c) => Ok(c.clone()),
-            CredentialSource::Chain { provider, cached } => {
-                let mut cached = cached.lock().await;
-                if let Some(c) = cached.as_ref() {
-                    let fresh = c.expiry().is_none_or(|exp| exp > SystemTime::now() + REFRESH_BEFORE_EXPIRY);
-                    if fresh {
-                        return Ok(c.clone());
-                    }
-                }
-                let mut provider = provider.lock().await;
-                if provider.is_none() {
-                    let region = aws_config::Region::new(self.region.clone());
-                    *provider = Some(
-                        aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-                            .region(region)
-                            .build()
-                            .await,
-                    );
-                }
-                let chain = provider.as_ref().ok_or_else(|| UpstreamError::Credentials("no provider".into()))?;
-                let creds = chain.provide_credentials().await.map_err(|e| UpstreamError::Credentials(e.to_string()))?;
-                tracing::info!(expiry = ?creds.expiry(), "upstream credentials refreshed");
-                *cached = Some(creds.clone());
-                Ok(creds)
+    async fn chain_credentials(
+        &self,
+        provider: &Mutex<Option<aws_config::default_provider::credentials::DefaultCredentialsChain>>,
+        cached: &Mutex<Option<Credentials>>,
+    ) -> Result<Credentials, UpstreamError> {
+        let mut cached = cached.lock().await;
+        if let Some(c) = cached.as_ref() {
+            let fresh = c.expiry().is_none_or(|exp| exp > SystemTime::now() + REFRESH_BEFORE_EXPIRY);
+            if fresh {
+                return Ok(c.clone());
             }
         }
+        let mut provider = provider.lock().await;
+        if provider.is_none() {
+            let region = aws_config::Region::new(self.region.clone());
+            *provider = Some(
+                aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                    .region(region)
+                    .build()
+                    .await,
+            );
+        }
+        let chain = provider.as_ref().ok_or_else(|| UpstreamError::Credentials("no provider".into()))?;
+        let creds = chain.provide_credentials().await.map_err(|e| UpstreamError::Credentials(e.to_string()))?;
+        tracing::info!(expiry = ?creds.expiry(), "upstream credentials refreshed");
+        *cached = Some(creds.clone());
+        Ok(creds)
     }
 
     pub async fn send(

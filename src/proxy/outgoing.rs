@@ -71,7 +71,7 @@ impl Gateway {
             // No Content-Length and no Transfer-Encoding: HTTP says there is no body. Say so
             // upstream with an explicit length, or hyper would pick chunked framing.
             PayloadMode::Sha256(hash) if !framed => {
-                if hex::encode(hash) != sigv4::EMPTY_SHA256 {
+                if sigv4::hex32(hash).as_slice() != sigv4::EMPTY_SHA256.as_bytes() {
                     return Err(SigV4Error::ContentSha256Mismatch.into());
                 }
                 headers::set_empty_body_length(&mut headers, &parts.method);

@@ -139,3 +139,13 @@ fn dates_parse_and_format() {
     }
     assert_eq!(parse_http_date("Fri, 24 May 2013 00:00:00 +0000"), None);
 }
+
+#[test]
+fn digests_are_written_as_lowercase_hex() {
+    let empty: [u8; 32] = Sha256::digest(b"").into();
+    assert_eq!(sha256_hex(b""), EMPTY_SHA256);
+    assert_eq!(&hex32(&empty)[..], EMPTY_SHA256.as_bytes());
+    let mut out = String::from("sig=");
+    push_hex(&mut out, &[0xab; 32]);
+    assert_eq!(out, format!("sig={}", "ab".repeat(32)));
+}
