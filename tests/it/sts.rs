@@ -78,6 +78,14 @@ pub async fn start_with(tweak: impl FnOnce(&mut s3gate::config::ServeArgs)) -> (
     start_with_provider("", tweak).await
 }
 
+/// `DIR/session.key` holding [`SESSION_KEY`], private as s3gate requires.
+pub fn session_key_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let key_file = dir.join("session.key");
+    std::fs::write(&key_file, hex::encode(SESSION_KEY)).expect("write key");
+    private(&key_file);
+    key_file
+}
+
 /// [`start_with`], with more `[[oidc_provider]]` settings.
 pub async fn start_with_provider(
     provider: &str,
@@ -85,9 +93,7 @@ pub async fn start_with_provider(
 ) -> (Gateway, Issuer, tempfile::TempDir) {
     let issuer = Issuer::start().await;
     let dir = tempfile::tempdir().expect("dir");
-    let key_file = dir.path().join("session.key");
-    std::fs::write(&key_file, hex::encode(SESSION_KEY)).expect("write key");
-    private(&key_file);
+    let key_file = session_key_file(dir.path());
     let audit = dir.path().join("audit.log").display().to_string();
     let gw = Gateway::start_with_toml(&sts_toml(&issuer, &key_file, provider), |a| {
         a.audit_log = Some(audit);
@@ -462,9 +468,7 @@ async fn session_tokens_never_go_upstream_in_headers_or_presigned_urls() {
     use crate::support::recorder::Recorder;
     let recorder = Recorder::ok().await;
     let dir = tempfile::tempdir().expect("dir");
-    let key_file = dir.path().join("session.key");
-    std::fs::write(&key_file, hex::encode(SESSION_KEY)).expect("write key");
-    private(&key_file);
+    let key_file = session_key_file(dir.path());
     let mut args = crate::support::base_args(&recorder.url());
     args.sts.sts_session_key_file = Some(key_file);
     let config = s3gate::config::Config::load(&args, &Default::default()).expect("config");

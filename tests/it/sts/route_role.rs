@@ -8,7 +8,7 @@ use aws_sdk_s3::config::Credentials;
 use http::HeaderValue;
 
 use super::upstream_role::moto;
-use super::{credentials, urlencode, SESSION_KEY};
+use super::{credentials, session_key_file, urlencode};
 use crate::presign::temp_file;
 use crate::presign_wired::{curl_form, signed_form_as};
 use crate::support::raw::{self, RawResponse};
@@ -46,9 +46,7 @@ impl Setup {
         let sts_log = dir.path().join("sts.log");
         let (moto, port) = moto(&sts_log).await;
         let recorder = Recorder::ok().await;
-        let key_file = dir.path().join("session.key");
-        std::fs::write(&key_file, hex::encode(SESSION_KEY)).expect("write key");
-        private(&key_file);
+        let key_file = session_key_file(dir.path());
         let all = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}"#;
         let toml = format!(
             r#"

@@ -62,9 +62,7 @@ async fn each_client_reaches_s3_as_its_own_upstream_role_session() {
     let log = dir.path().join("sts.log");
     let (_moto, port) = moto(&log).await;
     let recorder = Recorder::ok().await;
-    let key_file = dir.path().join("session.key");
-    std::fs::write(&key_file, hex::encode(SESSION_KEY)).expect("write key");
-    private(&key_file);
+    let key_file = super::session_key_file(dir.path());
     let config_file = dir.path().join("s3gate.toml");
     let policy = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}"#;
     std::fs::write(
