@@ -7,10 +7,10 @@
 //! [`REFUSAL_TIME`] each), so a flood of connections past the cap costs a bounded amount of
 //! work and never takes a place; beyond that, connections are closed unanswered.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// Connections past the cap answered at once; more are closed without an answer.
@@ -90,8 +90,31 @@ impl CapWarning {
 }
 
 /// One connection's requests in flight, and since when it has had none.
-#[derive(Clone, Debug)]
-pub struct Activity(Arc<watch::Sender<State>>);
+///
+/// Requests only update a counter and a time under an uncontended lock: nothing is woken when
+/// one starts or ends. The idle and drain waits are timers that look at the state when they
+/// fire and sleep again until the earliest moment it could be quiet long enough (a request in
+/// flight then means at least `limit` more). An idle connection is still closed exactly
+/// `limit` after its last request; the per-request cost is two lock round trips and a clock
+/// read, where waking the waiter on every change cost a timer reset and two task wake-ups.
+#[derive(Clone, Debug, Default)]
+pub struct Activity(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    /// Woken when the connection turns out to speak HTTP/2, for a drain already waiting.
+    http2: Notify,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State { in_flight: 0, idle_since: Instant::now(), http2: false }),
+            http2: Notify::new(),
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug)]
 struct State {
@@ -101,9 +124,9 @@ struct State {
     http2: bool,
 }
 
-impl Default for Activity {
-    fn default() -> Self {
-        Self(Arc::new(watch::Sender::new(State { in_flight: 0, idle_since: Instant::now(), http2: false })))
+impl Shared {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -111,13 +134,16 @@ impl Activity {
     /// Counts a request as in flight until the guard is dropped: keep it until the response
     /// body has been sent (or the request was given up).
     pub fn request_started(&self) -> RequestGuard {
-        self.0.send_modify(|s| s.in_flight += 1);
+        self.0.state().in_flight += 1;
         RequestGuard(self.0.clone())
     }
 
     /// Marks the connection as HTTP/2 (seen on its first request).
     pub fn speaks_http2(&self) {
-        self.0.send_if_modified(|s| !std::mem::replace(&mut s.http2, true));
+        let newly = !std::mem::replace(&mut self.0.state().http2, true);
+        if newly {
+            self.0.http2.notify_waiters();
+        }
     }
 
     /// Resolves once the connection has had no request in flight for `limit`.
@@ -133,28 +159,34 @@ impl Activity {
     }
 
     async fn quiet_for(&self, limit: Duration, since: Option<Instant>, http2_at_once: bool) {
-        let mut rx = self.0.subscribe();
         loop {
-            let mut state = *rx.borrow_and_update();
-            if http2_at_once && state.http2 {
-                return;
-            }
-            if let Some(since) = since {
-                state.idle_since = state.idle_since.max(since);
-            }
-            if state.in_flight > 0 {
-                if rx.changed().await.is_err() {
+            // Registered before the state is read, so an HTTP/2 request seen in between still
+            // wakes this wait.
+            let http2 = self.0.http2.notified();
+            tokio::pin!(http2);
+            http2.as_mut().enable();
+            let now = Instant::now();
+            let deadline = {
+                let state = self.0.state();
+                if http2_at_once && state.http2 {
                     return;
                 }
-                continue;
-            }
-            let deadline = state.idle_since + limit;
-            if Instant::now() >= deadline {
-                return;
-            }
-            tokio::select! {
-                () = tokio::time::sleep_until(deadline) => {}
-                changed = rx.changed() => if changed.is_err() { return },
+                let idle_since = since.map_or(state.idle_since, |s| state.idle_since.max(s));
+                if state.in_flight > 0 {
+                    now + limit
+                } else if now >= idle_since + limit {
+                    return;
+                } else {
+                    idle_since + limit
+                }
+            };
+            if http2_at_once {
+                tokio::select! {
+                    () = tokio::time::sleep_until(deadline) => {}
+                    () = http2 => {}
+                }
+            } else {
+                tokio::time::sleep_until(deadline).await;
             }
         }
     }
@@ -162,16 +194,15 @@ impl Activity {
 
 /// A request in flight on its connection.
 #[derive(Debug)]
-pub struct RequestGuard(Arc<watch::Sender<State>>);
+pub struct RequestGuard(Arc<Shared>);
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        self.0.send_modify(|s| {
-            s.in_flight = s.in_flight.saturating_sub(1);
-            if s.in_flight == 0 {
-                s.idle_since = Instant::now();
-            }
-        });
+        let mut state = self.0.state();
+        state.in_flight = state.in_flight.saturating_sub(1);
+        if state.in_flight == 0 {
+            state.idle_since = Instant::now();
+        }
     }
 }
 
@@ -262,5 +293,20 @@ mod tests {
         let started = Instant::now();
         h2.closable(quiet, started).await;
         assert!(started.elapsed() < quiet, "HTTP/2 waited {:?} for GOAWAY", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_drain_already_waiting_ends_at_once_when_the_connection_turns_out_to_be_http2() {
+        let quiet = Duration::from_secs(30);
+        let activity = Activity::default();
+        let _open_stream = activity.request_started();
+        let closing = activity.closable(quiet, Instant::now());
+        tokio::pin!(closing);
+        tokio::select! {
+            () = closing.as_mut() => panic!("closable with an HTTP/1 request in flight"),
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+        activity.speaks_http2();
+        tokio::time::timeout(Duration::from_secs(5), closing).await.expect("GOAWAY waited for the quiet period");
     }
 }
