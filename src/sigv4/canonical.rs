@@ -96,17 +96,23 @@ fn push_trimmed_str(out: &mut String, value: &str) {
     }
 }
 
-/// All occurrences of a header in request order, each trimmed, joined with `,`. A header that
-/// is signed but absent yields an empty value: the signature comparison decides.
-fn canonical_header_value(headers: &HeaderMap, name: &str) -> String {
-    let mut out = String::new();
-    for (i, value) in headers.get_all(name.to_ascii_lowercase().as_str()).iter().enumerate() {
+/// All occurrences of a header in request order, each trimmed, joined with `,`, appended to
+/// `out`. A header that is signed but absent yields an empty value: the signature comparison
+/// decides.
+fn push_canonical_header_value(out: &mut String, headers: &HeaderMap, name: &str) {
+    let lower;
+    let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        lower = name.to_ascii_lowercase();
+        lower.as_str()
+    } else {
+        name
+    };
+    for (i, value) in headers.get_all(name).iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        push_trimmed(&mut out, value.as_bytes());
+        push_trimmed(out, value.as_bytes());
     }
-    out
 }
 
 /// The canonical request. `signed_headers` is used in the order the client listed it (SDKs
@@ -129,15 +135,29 @@ pub fn canonical_request(
         let shown: String = bad.chars().take(64).collect();
         return Err(SigV4Error::AuthorizationHeaderMalformed(format!("invalid signed header name {shown:?}")));
     }
-    let lines = signed_headers.iter().map(|name| (name.as_str(), canonical_header_value(headers, name)));
-    Ok(assemble(
-        method,
-        &canonical_uri(raw_path),
-        &canonical_query(raw_query.unwrap_or(""), exclude_signature_param),
-        lines,
-        &signed_headers.join(";"),
-        payload_hash,
-    ))
+    // Written in place, in the order `assemble` writes: no string per header line.
+    let uri = canonical_uri(raw_path);
+    let query = canonical_query(raw_query.unwrap_or(""), exclude_signature_param);
+    let mut out = String::with_capacity(512 + uri.len() + query.len());
+    for part in [method, "\n", &uri, "\n", &query, "\n"] {
+        out.push_str(part);
+    }
+    for name in signed_headers {
+        out.push_str(name);
+        out.push(':');
+        push_canonical_header_value(&mut out, headers, name);
+        out.push('\n');
+    }
+    out.push('\n');
+    for (i, name) in signed_headers.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(name);
+    }
+    out.push('\n');
+    out.push_str(payload_hash);
+    Ok(out)
 }
 
 /// Puts the parts together in the order SigV4 fixes. Shared with `presign_query`, which has

@@ -27,7 +27,7 @@ use http::Uri;
 use percent_encoding::percent_decode_str;
 use time::OffsetDateTime;
 
-use super::canonical::{assemble, canonical_uri, encode_component, join_params, push_trimmed};
+use super::canonical::{canonical_uri, encode_component, join_params, push_trimmed};
 use super::{format_amz_date, key_cache, string_to_sign, PayloadMode, Scope, ALGORITHM};
 
 /// Why an outgoing request could not be signed. These are s3gate's faults or a request it
@@ -84,11 +84,19 @@ pub fn sign_upstream_for(
     time: SystemTime,
 ) -> Result<(), SignError> {
     PayloadMode::parse(payload_hash).map_err(|_| SignError::PayloadHash(payload_hash.to_owned()))?;
-    for name in REPLACED {
-        parts.headers.remove(name);
+    // Removed only when present: one pass over the names instead of a lookup per name.
+    if parts.headers.keys().any(|k| REPLACED.contains(&k.as_str())) {
+        for name in REPLACED {
+            parts.headers.remove(name);
+        }
     }
-    let (uri, query) = s3_encoded_uri(&parts.uri)?;
-    parts.uri = uri;
+    let query = match s3_encoded_uri(&parts.uri)? {
+        Some((uri, query)) => {
+            parts.uri = uri;
+            query
+        }
+        None => String::new(),
+    };
     if !parts.headers.contains_key(HOST) {
         // Set it here rather than let the HTTP client derive it, so that what is sent is what
         // was signed.
@@ -110,21 +118,28 @@ pub fn sign_upstream_for(
     // `keys()` yields each name once; `get_all` below joins repeated headers in order.
     let mut names: Vec<&str> = parts.headers.keys().map(HeaderName::as_str).filter(|n| !EXCLUDED.contains(n)).collect();
     names.sort_unstable();
-    let mut lines = Vec::with_capacity(names.len());
+    let signed_headers = names.join(";");
+    // The canonical request written in place, in the order `assemble` fixes: no string per
+    // header line.
+    let mut creq = String::with_capacity(512 + parts.uri.path().len() + query.len());
+    for part in [parts.method.as_str(), "\n", parts.uri.path(), "\n", &query, "\n"] {
+        creq.push_str(part);
+    }
     for name in &names {
-        let mut value = String::new();
+        creq.push_str(name);
+        creq.push(':');
         for (i, v) in parts.headers.get_all(*name).iter().enumerate() {
             v.to_str().map_err(|_| SignError::HeaderValue((*name).to_owned()))?;
             if i > 0 {
-                value.push(',');
+                creq.push(',');
             }
-            push_trimmed(&mut value, v.as_bytes());
+            push_trimmed(&mut creq, v.as_bytes());
         }
-        lines.push((*name, value));
+        creq.push('\n');
     }
-    let signed_headers = names.join(";");
-    let creq =
-        assemble(parts.method.as_str(), parts.uri.path(), &query, lines.into_iter(), &signed_headers, payload_hash);
+    for part in ["\n", &signed_headers, "\n", payload_hash] {
+        creq.push_str(part);
+    }
     let key = key_cache::global().get(creds.secret_access_key(), &scope);
     let signature = key.sign(&string_to_sign(&amz_date, &scope, &creq));
     let mut authorization = String::with_capacity(256 + signed_headers.len());
@@ -163,9 +178,14 @@ fn host_from_uri(uri: &Uri) -> Option<HeaderValue> {
 
 /// The URI with its path and query in S3's canonical encoding, query order and value-less
 /// parameters (`?uploads`) kept as sent; and the canonical query string, the same encoded
-/// pairs sorted, so that the query is encoded once for both.
-fn s3_encoded_uri(uri: &Uri) -> Result<(Uri, String), SignError> {
+/// pairs sorted, so that the query is encoded once for both. `None` when the URI is already
+/// that (no query, path already canonical: the usual GET or PUT of an object), so that it is
+/// not rebuilt.
+fn s3_encoded_uri(uri: &Uri) -> Result<Option<(Uri, String)>, SignError> {
     let mut path_and_query = canonical_uri(uri.path());
+    if uri.query().is_none() && path_and_query == uri.path() {
+        return Ok(None);
+    }
     let mut separator = '?';
     let mut pairs = Vec::new();
     for param in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -191,7 +211,7 @@ fn s3_encoded_uri(uri: &Uri) -> Result<(Uri, String), SignError> {
     parts.path_and_query =
         Some(path_and_query.parse().map_err(|e: http::uri::InvalidUri| SignError::Uri(e.to_string()))?);
     let uri = Uri::from_parts(parts).map_err(|e| SignError::Uri(e.to_string()))?;
-    Ok((uri, join_params(&pairs)))
+    Ok(Some((uri, join_params(&pairs))))
 }
 
 #[cfg(test)]
