@@ -131,7 +131,8 @@ pub fn classify(
 }
 
 /// Everything but the unreserved characters and '/', as the AWS SDKs encode a key in a path.
-const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
+pub(crate) const KEY_ENCODE: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
 
 /// Percent-encode a decoded key for a URL path the way S3 SDKs do: every byte except unreserved
 /// `A-Za-z0-9-._~` and `/` becomes %XX (uppercase).

@@ -13,11 +13,11 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use percent_encoding::utf8_percent_encode;
 use tokio::sync::Mutex;
 
 use crate::body::Body;
 use crate::config::{UpstreamAddressing, UpstreamConfig, UpstreamCredentials};
-use crate::s3_request::encode_key;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -44,6 +44,11 @@ pub struct Upstream {
     clients: Box<[HttpClient]>,
     /// Regions learned from the upstream's redirects, by bucket.
     learned_regions: std::sync::RwLock<std::collections::HashMap<String, String>>,
+    /// Whether any region was ever learned: until then no request takes the lock, which every
+    /// serving thread would otherwise write to (a reader count) for every request.
+    any_learned: std::sync::atomic::AtomicBool,
+    /// `host[:port]` as configured, parsed once: the authority of every path-style request.
+    authority: http::uri::Authority,
     scheme: http::uri::Scheme,
     host: String,
     port: Option<u16>,
@@ -59,6 +64,15 @@ enum CredentialSource {
         provider: Mutex<Option<aws_config::default_provider::credentials::DefaultCredentialsChain>>,
         cached: Mutex<Option<Credentials>>,
     },
+}
+
+/// `host[:port]` as an URI authority.
+fn authority(host: &str, port: Option<u16>) -> Result<http::uri::Authority, UpstreamError> {
+    let text = match port {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    };
+    text.parse().map_err(|e: http::uri::InvalidUri| UpstreamError::Uri(e.to_string()))
 }
 
 impl Upstream {
@@ -85,6 +99,8 @@ impl Upstream {
             .collect();
         let scheme = cfg.url.scheme().cloned().unwrap_or(http::uri::Scheme::HTTPS);
         let host = cfg.url.host().unwrap_or_default().to_owned();
+        let port = cfg.url.port_u16();
+        let authority = authority(&host, port)?;
         let credentials = match &cfg.credentials {
             UpstreamCredentials::Static(c) => CredentialSource::Static(Credentials::new(
                 c.access_key_id.clone(),
@@ -100,9 +116,11 @@ impl Upstream {
         Ok(Self {
             clients,
             learned_regions: Default::default(),
+            any_learned: Default::default(),
+            authority,
             scheme,
             host,
-            port: cfg.url.port_u16(),
+            port,
             region: cfg.region.clone(),
             addressing: cfg.addressing,
             credentials,
@@ -112,27 +130,33 @@ impl Upstream {
 
     /// The upstream URI for a bucket and decoded key, with an already encoded query.
     pub fn uri_for(&self, bucket: Option<&str>, key: Option<&str>, query: &str) -> Result<http::Uri, UpstreamError> {
-        let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
-        let host = self.host_for(bucket);
-        let mut path = String::with_capacity(64);
-        let authority = match (self.addressing, bucket) {
+        let learned = self.learned_region(bucket);
+        let mut path = String::with_capacity(2 + bucket.map_or(0, str::len) + key.map_or(0, str::len) + query.len());
+        path.push('/');
+        let virtual_host = match (self.addressing, bucket) {
             (UpstreamAddressing::Virtual, Some(b)) if !b.contains('.') || self.scheme == http::uri::Scheme::HTTP => {
-                path.push('/');
-                format!("{b}.{host}{port}")
+                Some(b)
             }
             (_, Some(b)) => {
-                path.push('/');
                 path.push_str(b);
                 path.push('/');
-                format!("{host}{port}")
+                None
             }
-            (_, None) => {
-                path.push('/');
-                format!("{host}{port}")
+            (_, None) => None,
+        };
+        let authority = match (virtual_host, learned) {
+            (None, None) => self.authority.clone(),
+            (virtual_host, learned) => {
+                let host = self.host_in(learned.as_deref());
+                let host = match virtual_host {
+                    Some(b) => format!("{b}.{host}"),
+                    None => host.into_owned(),
+                };
+                authority(&host, self.port)?
             }
         };
         if let Some(k) = key {
-            path.push_str(&encode_key(k));
+            path.extend(utf8_percent_encode(k, crate::s3_request::KEY_ENCODE));
         } else if bucket.is_some() && path.len() > 1 && self.addressing == UpstreamAddressing::Path {
             // `/bucket/` -> `/bucket`: how SDKs address a bucket.
             path.pop();
@@ -141,19 +165,25 @@ impl Upstream {
             path.push('?');
             path.push_str(query);
         }
-        http::Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(authority)
-            .path_and_query(path)
-            .build()
-            .map_err(|e| UpstreamError::Uri(e.to_string()))
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(authority);
+        parts.path_and_query =
+            Some(path.try_into().map_err(|e: http::uri::InvalidUri| UpstreamError::Uri(e.to_string()))?);
+        http::Uri::from_parts(parts).map_err(|e| UpstreamError::Uri(e.to_string()))
+    }
+
+    /// The region a redirect taught for this bucket, if any.
+    fn learned_region(&self, bucket: Option<&str>) -> Option<String> {
+        if !self.any_learned.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        bucket.and_then(|b| self.learned_regions.read().ok().and_then(|m| m.get(b).cloned()))
     }
 
     /// The region to sign a bucket's requests for: learned from a redirect, else configured.
     pub fn region_for(&self, bucket: Option<&str>) -> String {
-        bucket
-            .and_then(|b| self.learned_regions.read().ok().and_then(|m| m.get(b).cloned()))
-            .unwrap_or_else(|| self.region.clone())
+        self.learned_region(bucket).unwrap_or_else(|| self.region.clone())
     }
 
     /// Remembers that `bucket` lives in `region` (the upstream said so). Returns whether this
@@ -171,6 +201,7 @@ impl Upstream {
                 m.clear();
             }
             m.insert(bucket.to_owned(), region.to_owned());
+            self.any_learned.store(true, std::sync::atomic::Ordering::Release);
         }
         tracing::info!(bucket, region, "learned the bucket's region from the upstream");
         true
@@ -178,18 +209,19 @@ impl Upstream {
 
     /// AWS endpoints name their region (`s3.eu-west-1.amazonaws.com`); a bucket in another
     /// region is reached through that region's name.
-    fn host_for(&self, bucket: Option<&str>) -> String {
-        let region = self.region_for(bucket);
-        if region == self.region {
-            return self.host.clone();
-        }
+    /// The host to reach a bucket in `learned` (a region a redirect named) at, or the
+    /// configured host.
+    fn host_in(&self, learned: Option<&str>) -> std::borrow::Cow<'_, str> {
+        let Some(region) = learned.filter(|r| *r != self.region) else {
+            return std::borrow::Cow::Borrowed(&self.host);
+        };
         let labels: Vec<&str> = self.host.split('.').collect();
         if labels.contains(&self.region.as_str()) {
-            labels.iter().map(|l| if *l == self.region { region.as_str() } else { l }).collect::<Vec<_>>().join(".")
+            labels.iter().map(|l| if *l == self.region { region } else { l }).collect::<Vec<_>>().join(".").into()
         } else if self.host == "s3.amazonaws.com" {
-            format!("s3.{region}.amazonaws.com")
+            format!("s3.{region}.amazonaws.com").into()
         } else {
-            self.host.clone()
+            std::borrow::Cow::Borrowed(&self.host)
         }
     }
 
