@@ -18,20 +18,29 @@ pub const HEADERS: &[&str] = &[
 ];
 
 /// Removes the hop-by-hop headers and every header `Connection` names.
+///
+/// One pass over the names finds what to remove, so that a map holding none of them (most
+/// requests hold at most `Connection`) costs no lookup per listed header.
 pub fn remove(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
+    let mut present: Vec<HeaderName> = headers.keys().filter(|k| is_hop_by_hop(k)).cloned().collect();
+    if present.is_empty() {
+        return;
+    }
+    present.extend(
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok()),
+    );
+    for n in present {
         headers.remove(n);
     }
-    for h in HEADERS {
-        headers.remove(*h);
-    }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HEADERS.contains(&name.as_str())
 }
 
 #[cfg(test)]
@@ -49,5 +58,20 @@ mod tests {
         h.insert("etag", HeaderValue::from_static("\"e\""));
         remove(&mut h);
         assert_eq!(h.keys().map(HeaderName::as_str).collect::<Vec<_>>(), ["etag"]);
+    }
+
+    #[test]
+    fn every_listed_header_goes_and_others_stay() {
+        for name in HEADERS {
+            let mut h = HeaderMap::new();
+            h.insert(HeaderName::from_static(name), HeaderValue::from_static("x"));
+            h.insert("x-amz-meta-a", HeaderValue::from_static("1"));
+            remove(&mut h);
+            assert_eq!(h.keys().map(HeaderName::as_str).collect::<Vec<_>>(), ["x-amz-meta-a"], "{name}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-meta-a", HeaderValue::from_static("1"));
+        remove(&mut h);
+        assert_eq!(h.len(), 1, "nothing hop-by-hop: nothing removed");
     }
 }

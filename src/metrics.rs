@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Which side of s3gate a request or connection belongs to; also the audit log's `mode`.
@@ -70,10 +71,10 @@ pub struct Metrics(Arc<Inner>);
 
 struct Inner {
     registry: Registry,
+    /// Each mode's series of `duration`, `received_bytes` and `sent_bytes`, looked up once:
+    /// a lookup by label values hashes them and takes the vector's lock, for every request.
+    by_mode: [ModeSeries; 3],
     requests: IntCounterVec,
-    duration: HistogramVec,
-    received_bytes: IntCounterVec,
-    sent_bytes: IntCounterVec,
     upstream_errors: IntCounterVec,
     auth_failures: IntCounterVec,
     policy_denials: IntCounterVec,
@@ -103,6 +104,26 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let r = &registry;
+        let duration = register(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "s3gate_request_duration_seconds",
+                    "Time from request head received to response body sent.",
+                )
+                .buckets(DURATION_BUCKETS.to_vec()),
+                &["mode"],
+            ),
+        );
+        let received_bytes =
+            register(r, counter("s3gate_received_bytes_total", "Request body bytes received from clients.", &["mode"]));
+        let sent_bytes =
+            register(r, counter("s3gate_sent_bytes_total", "Response body bytes sent to clients.", &["mode"]));
+        let by_mode = Mode::ALL.map(|mode| ModeSeries {
+            duration: duration.with_label_values(&[mode.as_str()]),
+            received_bytes: received_bytes.with_label_values(&[mode.as_str()]),
+            sent_bytes: sent_bytes.with_label_values(&[mode.as_str()]),
+        });
         let inner = Inner {
             requests: register(
                 r,
@@ -111,25 +132,6 @@ impl Metrics {
                     "Requests answered, by S3 action and status class.",
                     &["mode", "action", "status_class"],
                 ),
-            ),
-            duration: register(
-                r,
-                HistogramVec::new(
-                    HistogramOpts::new(
-                        "s3gate_request_duration_seconds",
-                        "Time from request head received to response body sent.",
-                    )
-                    .buckets(DURATION_BUCKETS.to_vec()),
-                    &["mode"],
-                ),
-            ),
-            received_bytes: register(
-                r,
-                counter("s3gate_received_bytes_total", "Request body bytes received from clients.", &["mode"]),
-            ),
-            sent_bytes: register(
-                r,
-                counter("s3gate_sent_bytes_total", "Response body bytes sent to clients.", &["mode"]),
             ),
             upstream_errors: register(
                 r,
@@ -226,14 +228,12 @@ impl Metrics {
             denial_reasons: LabelValues::new("network denial reason", 16),
             roles: LabelValues::new("STS role", 256).longer(256),
             sts_results: LabelValues::new("STS result", 64),
+            by_mode,
             registry,
         };
         // Series that exist from the start, so a dashboard's rate() sees 0, not "no data".
         for mode in Mode::ALL {
             let mode = mode.as_str();
-            inner.duration.with_label_values(&[mode]);
-            inner.received_bytes.with_label_values(&[mode]);
-            inner.sent_bytes.with_label_values(&[mode]);
             inner.active_connections.with_label_values(&[mode]);
             inner.refused_connections.with_label_values(&[mode]);
         }
@@ -261,12 +261,12 @@ impl Metrics {
         bytes_out: u64,
     ) {
         let m = &self.0;
-        let mode = mode.as_str();
+        let series = &m.by_mode[mode as usize];
         let action = m.actions.admit(action, is_iam_action);
-        m.requests.with_label_values(&[mode, action, status_class(status)]).inc();
-        m.duration.with_label_values(&[mode]).observe(duration.as_secs_f64());
-        m.received_bytes.with_label_values(&[mode]).inc_by(bytes_in);
-        m.sent_bytes.with_label_values(&[mode]).inc_by(bytes_out);
+        m.requests.with_label_values(&[mode.as_str(), action, status_class(status)]).inc();
+        series.duration.observe(duration.as_secs_f64());
+        series.received_bytes.inc_by(bytes_in);
+        series.sent_bytes.inc_by(bytes_out);
     }
 
     /// `kind` is one of [`UPSTREAM_ERROR_KINDS`]; others count as `other`.
@@ -441,6 +441,13 @@ impl LabelValues {
         }
         UNKNOWN
     }
+}
+
+/// One mode's per-request series.
+struct ModeSeries {
+    duration: Histogram,
+    received_bytes: IntCounter,
+    sent_bytes: IntCounter,
 }
 
 /// Keeps `s3gate_active_connections{mode}` counting one connection while it lives.

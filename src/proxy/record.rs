@@ -138,7 +138,7 @@ impl Drop for Finish {
         let ctx = &self.ctx;
         let sts_action;
         let (action, operation, bucket, key) = match (&ctx.s3, &ctx.sts) {
-            (Some(s), _) => (s.action, s.operation(), s.bucket.clone(), s.key.clone()),
+            (Some(s), _) => (s.action, s.operation(), s.bucket.as_deref(), s.key.as_deref()),
             (None, Some(call)) => {
                 sts_action = format!("sts:{}", call.action);
                 (sts_action.as_str(), call.action, None, None)
@@ -158,8 +158,8 @@ impl Drop for Finish {
             access_key_id = ctx.access_key_id.as_deref().unwrap_or("-"),
             method = %ctx.method,
             operation,
-            bucket = bucket.as_deref().unwrap_or(""),
-            key = key.as_deref().unwrap_or(""),
+            bucket = bucket.unwrap_or(""),
+            key = key.unwrap_or(""),
             status = self.status,
             error_code = self.error_code.as_deref().unwrap_or(""),
             bytes_in,
@@ -177,8 +177,8 @@ impl Drop for Finish {
                 access_key_id: ctx.access_key_id.clone(),
                 action: action.to_owned(),
                 operation: operation.to_owned(),
-                bucket,
-                key,
+                bucket: bucket.map(str::to_owned),
+                key: key.map(str::to_owned),
                 status: self.status,
                 error_code: self.error_code.clone(),
                 bytes_in,
