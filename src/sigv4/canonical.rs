@@ -135,55 +135,54 @@ pub fn canonical_request(
         let shown: String = bad.chars().take(64).collect();
         return Err(SigV4Error::AuthorizationHeaderMalformed(format!("invalid signed header name {shown:?}")));
     }
-    // Written in place, in the order `assemble` writes: no string per header line.
-    let uri = canonical_uri(raw_path);
-    let query = canonical_query(raw_query.unwrap_or(""), exclude_signature_param);
+    let lookup = |out: &mut String, name: &str| {
+        push_canonical_header_value(out, headers, name);
+        Ok::<(), std::convert::Infallible>(())
+    };
+    let Ok(creq) = assemble(
+        method,
+        &canonical_uri(raw_path),
+        &canonical_query(raw_query.unwrap_or(""), exclude_signature_param),
+        signed_headers,
+        lookup,
+        payload_hash,
+    );
+    Ok(creq)
+}
+
+/// Puts the parts together in the order SigV4 fixes, each signed header's value written by
+/// `push_value` straight into the request (no string per header line). Shared by verification
+/// (values from a `HeaderMap`), upstream signing and `presign_query` (values as strings).
+/// `names` are the signed headers in the order given; they are joined with `;` for the
+/// signed-headers line.
+pub(crate) fn assemble<N: AsRef<str>, E>(
+    method: &str,
+    uri: &str,
+    query: &str,
+    names: &[N],
+    mut push_value: impl FnMut(&mut String, &str) -> Result<(), E>,
+    payload_hash: &str,
+) -> Result<String, E> {
     let mut out = String::with_capacity(512 + uri.len() + query.len());
-    for part in [method, "\n", &uri, "\n", &query, "\n"] {
+    for part in [method, "\n", uri, "\n", query, "\n"] {
         out.push_str(part);
     }
-    for name in signed_headers {
-        out.push_str(name);
+    for name in names {
+        out.push_str(name.as_ref());
         out.push(':');
-        push_canonical_header_value(&mut out, headers, name);
+        push_value(&mut out, name.as_ref())?;
         out.push('\n');
     }
     out.push('\n');
-    for (i, name) in signed_headers.iter().enumerate() {
+    for (i, name) in names.iter().enumerate() {
         if i > 0 {
             out.push(';');
         }
-        out.push_str(name);
+        out.push_str(name.as_ref());
     }
     out.push('\n');
     out.push_str(payload_hash);
     Ok(out)
-}
-
-/// Puts the parts together in the order SigV4 fixes. Shared with `presign_query`, which has
-/// header values as strings rather than a `HeaderMap`.
-pub(crate) fn assemble<'a>(
-    method: &str,
-    uri: &str,
-    query: &str,
-    header_lines: impl Iterator<Item = (&'a str, String)>,
-    signed_headers: &str,
-    payload_hash: &str,
-) -> String {
-    let mut out = String::with_capacity(256);
-    for part in [method, "\n", uri, "\n", query, "\n"] {
-        out.push_str(part);
-    }
-    for (name, value) in header_lines {
-        out.push_str(name);
-        out.push(':');
-        out.push_str(&value);
-        out.push('\n');
-    }
-    for part in ["\n", signed_headers, "\n", payload_hash] {
-        out.push_str(part);
-    }
-    out
 }
 
 /// An RFC 9110 token: what a header name may contain.

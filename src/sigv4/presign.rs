@@ -224,14 +224,14 @@ pub fn presign_query(
     let mut sorted = params.clone();
     sorted.sort();
 
-    let creq = assemble(
-        method,
-        &canonical_uri(raw_path),
-        &join_params(&sorted),
-        lines.iter().map(|(n, v)| (n.as_str(), v.clone())),
-        &signed_list,
-        UNSIGNED_PAYLOAD,
-    );
+    let names: Vec<&str> = lines.iter().map(|(n, _)| n.as_str()).collect();
+    let mut values = lines.iter().map(|(_, v)| v.as_str());
+    let push_value = |out: &mut String, _: &str| {
+        out.push_str(values.next().unwrap_or_default());
+        Ok::<(), std::convert::Infallible>(())
+    };
+    let Ok(creq) =
+        assemble(method, &canonical_uri(raw_path), &join_params(&sorted), &names, push_value, UNSIGNED_PAYLOAD);
     let signature = SigningKey::derive(secret, &scope).sign(&string_to_sign(&amz_date, &scope, &creq));
     params.push((AUTH_PARAMS[5].to_owned(), hex::encode(signature)));
 

@@ -27,7 +27,7 @@ use http::Uri;
 use percent_encoding::percent_decode_str;
 use time::OffsetDateTime;
 
-use super::canonical::{canonical_uri, encode_component, join_params, push_trimmed};
+use super::canonical::{assemble, canonical_uri, encode_component, join_params, push_trimmed};
 use super::{format_amz_date, key_cache, string_to_sign, PayloadMode, Scope, ALGORITHM};
 
 /// Why an outgoing request could not be signed. These are s3gate's faults or a request it
@@ -119,27 +119,17 @@ pub fn sign_upstream_for(
     let mut names: Vec<&str> = parts.headers.keys().map(HeaderName::as_str).filter(|n| !EXCLUDED.contains(n)).collect();
     names.sort_unstable();
     let signed_headers = names.join(";");
-    // The canonical request written in place, in the order `assemble` fixes: no string per
-    // header line.
-    let mut creq = String::with_capacity(512 + parts.uri.path().len() + query.len());
-    for part in [parts.method.as_str(), "\n", parts.uri.path(), "\n", &query, "\n"] {
-        creq.push_str(part);
-    }
-    for name in &names {
-        creq.push_str(name);
-        creq.push(':');
-        for (i, v) in parts.headers.get_all(*name).iter().enumerate() {
-            v.to_str().map_err(|_| SignError::HeaderValue((*name).to_owned()))?;
+    let push_value = |out: &mut String, name: &str| {
+        for (i, v) in parts.headers.get_all(name).iter().enumerate() {
+            v.to_str().map_err(|_| SignError::HeaderValue(name.to_owned()))?;
             if i > 0 {
-                creq.push(',');
+                out.push(',');
             }
-            push_trimmed(&mut creq, v.as_bytes());
+            push_trimmed(out, v.as_bytes());
         }
-        creq.push('\n');
-    }
-    for part in ["\n", &signed_headers, "\n", payload_hash] {
-        creq.push_str(part);
-    }
+        Ok(())
+    };
+    let creq = assemble(parts.method.as_str(), parts.uri.path(), &query, &names, push_value, payload_hash)?;
     let key = key_cache::global().get(creds.secret_access_key(), &scope);
     let signature = key.sign(&string_to_sign(&amz_date, &scope, &creq));
     let mut authorization = String::with_capacity(256 + signed_headers.len());
