@@ -22,7 +22,7 @@ pub const HEADERS: &[&str] = &[
 /// One pass over the names finds what to remove, so that a map holding none of them (most
 /// requests hold at most `Connection`) costs no lookup per listed header.
 pub fn remove(headers: &mut HeaderMap) {
-    let mut present: Vec<HeaderName> = headers.keys().filter(|k| is_hop_by_hop(k)).cloned().collect();
+    let mut present: Vec<HeaderName> = headers.keys().filter(|k| is_hop_by_hop(k.as_str())).cloned().collect();
     if present.is_empty() {
         return;
     }
@@ -39,8 +39,9 @@ pub fn remove(headers: &mut HeaderMap) {
     }
 }
 
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HEADERS.contains(&name.as_str())
+/// Whether `name` is one of [`HEADERS`].
+pub fn is_hop_by_hop(name: &str) -> bool {
+    HEADERS.contains(&name)
 }
 
 #[cfg(test)]

@@ -131,13 +131,19 @@ pub fn classify(
 }
 
 /// Everything but the unreserved characters and '/', as the AWS SDKs encode a key in a path.
-pub(crate) const KEY_ENCODE: &AsciiSet =
-    &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
+const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
 
 /// Percent-encode a decoded key for a URL path the way S3 SDKs do: every byte except unreserved
 /// `A-Za-z0-9-._~` and `/` becomes %XX (uppercase).
 pub fn encode_key(key: &str) -> String {
-    utf8_percent_encode(key, KEY_ENCODE).to_string()
+    let mut out = String::with_capacity(key.len());
+    push_encoded_key(&mut out, key);
+    out
+}
+
+/// [`encode_key`], appended to `out` (the upstream path being built).
+pub fn push_encoded_key(out: &mut String, key: &str) {
+    out.extend(utf8_percent_encode(key, KEY_ENCODE));
 }
 
 /// The object a CopyObject or UploadPartCopy reads, from `x-amz-copy-source`.

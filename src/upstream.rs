@@ -13,7 +13,6 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use percent_encoding::utf8_percent_encode;
 use tokio::sync::Mutex;
 
 use crate::body::Body;
@@ -156,7 +155,7 @@ impl Upstream {
             }
         };
         if let Some(k) = key {
-            path.extend(utf8_percent_encode(k, crate::s3_request::KEY_ENCODE));
+            crate::s3_request::push_encoded_key(&mut path, k);
         } else if bucket.is_some() && path.len() > 1 && self.addressing == UpstreamAddressing::Path {
             // `/bucket/` -> `/bucket`: how SDKs address a bucket.
             path.pop();

@@ -54,10 +54,7 @@ pub fn forwardable(client: &HeaderMap, signed: &[String]) -> HeaderMap {
         .collect();
     for (name, value) in client {
         let n = name.as_str();
-        if crate::hop_by_hop::HEADERS.contains(&n)
-            || REPLACED.contains(&n)
-            || named_in_connection.iter().any(|c| c == n)
-        {
+        if crate::hop_by_hop::is_hop_by_hop(n) || REPLACED.contains(&n) || named_in_connection.iter().any(|c| c == n) {
             continue;
         }
         if !FORWARDED_UNSIGNED.contains(&n) && !signed.iter().any(|s| s == n) {
