@@ -436,6 +436,71 @@ mod tests {
         );
     }
 
+    /// A request takes the upstream pool of the serving thread it runs on. Seen from the
+    /// upstream: requests made one after another, each after the previous one's connection went
+    /// back to its pool, open one connection per serving thread and reuse it. One pool shared by
+    /// every thread would have served them all on a single connection; no pool at all, on one
+    /// connection each.
+    #[tokio::test]
+    async fn each_serving_thread_keeps_its_own_upstream_connections() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+
+        use crate::listener::workers;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(|_req| async {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(crate::body::full("ok")))
+                    });
+                    let io = hyper_util::rt::TokioIo::new(sock);
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+                });
+            }
+        });
+        let up = Arc::new(upstream(&format!("http://127.0.0.1:{port}"), UpstreamAddressing::Path));
+        let threads = workers::count();
+        let mut requests_on = vec![0usize; threads + 1];
+        // Jobs go to the serving threads in turn, shared with other tests running at the same
+        // time, so which thread a request lands on is read back rather than assumed.
+        for _ in 0..100 * threads {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let up = up.clone();
+            workers::spawn(Box::new(move || {
+                Box::pin(async move {
+                    let req = http::Request::get(format!("http://127.0.0.1:{port}/b/k"))
+                        .body(crate::body::empty())
+                        .expect("request");
+                    let body = match up.send(req).await {
+                        Ok(resp) => http_body_util::BodyExt::collect(resp.into_body()).await.ok().map(|b| b.to_bytes()),
+                        Err(_) => None,
+                    };
+                    let _ = tx.send((workers::index(), body));
+                })
+            }));
+            let (index, body) = rx.await.expect("the job ran");
+            assert_eq!(body.as_deref(), Some(&b"ok"[..]), "the upstream answered on thread {index}");
+            requests_on[index] += 1;
+            // Time for the finished connection to go back to its thread's pool.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if requests_on[1..].iter().all(|&n| n >= 3) {
+                break;
+            }
+        }
+        assert!(requests_on[1..].iter().all(|&n| n >= 3), "every serving thread made requests: {requests_on:?}");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            threads,
+            "one upstream connection per serving thread, each reused ({requests_on:?} requests by thread)"
+        );
+    }
+
     #[test]
     fn dotted_buckets_stay_path_style_over_https() {
         // A wildcard certificate for *.s3.amazonaws.com does not cover a.b.s3.amazonaws.com.
