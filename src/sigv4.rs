@@ -38,7 +38,7 @@ pub use canonical::{canonical_query, canonical_request, canonical_uri};
 pub use chunked::{ChunkSigning, ChunkedDecoder, Decoded};
 pub use payload::{PayloadHash, PayloadMode};
 pub use presign::{is_presigned, is_sigv2_query, presign_query, verify_presigned, QUERY_AUTH_PARAMS};
-pub use sign::{sign_upstream, sign_upstream_for, SignError};
+pub use sign::{host_from_uri, sign_upstream, sign_upstream_for, SignError};
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";

@@ -48,6 +48,9 @@ pub struct Upstream {
     any_learned: std::sync::atomic::AtomicBool,
     /// `host[:port]` as configured, parsed once: the authority of every path-style request.
     authority: http::uri::Authority,
+    /// The Host header for that authority, made once: cloning it costs a reference count,
+    /// making it per request an allocation and a format.
+    host_header: Option<http::HeaderValue>,
     scheme: http::uri::Scheme,
     host: String,
     port: Option<u16>,
@@ -100,6 +103,13 @@ impl Upstream {
         let host = cfg.url.host().unwrap_or_default().to_owned();
         let port = cfg.url.port_u16();
         let authority = authority(&host, port)?;
+        let host_header = http::Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .ok()
+            .and_then(|uri| crate::sigv4::host_from_uri(&uri));
         let credentials = match &cfg.credentials {
             UpstreamCredentials::Static(c) => CredentialSource::Static(Credentials::new(
                 c.access_key_id.clone(),
@@ -117,6 +127,7 @@ impl Upstream {
             learned_regions: Default::default(),
             any_learned: Default::default(),
             authority,
+            host_header,
             scheme,
             host,
             port,
@@ -170,6 +181,14 @@ impl Upstream {
         parts.path_and_query =
             Some(path.try_into().map_err(|e: http::uri::InvalidUri| UpstreamError::Uri(e.to_string()))?);
         http::Uri::from_parts(parts).map_err(|e| UpstreamError::Uri(e.to_string()))
+    }
+
+    /// The Host header for `uri`, when it goes to the configured authority (path-style, no
+    /// learned region): the value [`crate::sigv4::host_from_uri`] gives, made once.
+    pub fn host_header(&self, uri: &http::Uri) -> Option<http::HeaderValue> {
+        (uri.authority() == Some(&self.authority) && uri.scheme() == Some(&self.scheme))
+            .then(|| self.host_header.clone())
+            .flatten()
     }
 
     /// The region a redirect taught for this bucket, if any.
@@ -499,6 +518,20 @@ mod tests {
             threads,
             "one upstream connection per serving thread, each reused ({requests_on:?} requests by thread)"
         );
+    }
+
+    #[test]
+    fn the_host_header_made_once_is_the_one_the_signer_would_make() {
+        for url in ["https://s3.eu-west-1.amazonaws.com", "https://s3.example:443", "http://store.internal:9000"] {
+            let u = upstream(url, UpstreamAddressing::Path);
+            let uri = u.uri_for(Some("b"), Some("k"), "").unwrap();
+            assert_eq!(u.host_header(&uri), crate::sigv4::host_from_uri(&uri), "{url}");
+            assert!(u.host_header(&uri).is_some());
+        }
+        // Another authority (a virtual-hosted bucket) gets no cached header: the signer makes it.
+        let u = upstream("http://store.internal:9000", UpstreamAddressing::Virtual);
+        let uri = u.uri_for(Some("b"), Some("k"), "").unwrap();
+        assert_eq!(u.host_header(&uri), None);
     }
 
     #[test]

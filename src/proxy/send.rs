@@ -37,8 +37,11 @@ impl Gateway {
                 .map_err(|e| S3Error::new(S3ErrorCode::InvalidURI, e.to_string()))?;
             let mut req = Request::new(body.take().unwrap_or_else(body::empty));
             *req.method_mut() = method.clone();
-            *req.uri_mut() = uri;
             *req.headers_mut() = headers.clone();
+            if let Some(host) = upstream.host_header(&uri) {
+                req.headers_mut().insert(http::header::HOST, host);
+            }
+            *req.uri_mut() = uri;
             let (mut parts, b) = req.into_parts();
             let creds = upstream.credentials().await.map_err(|e| {
                 tracing::error!(error = %e, "no upstream credentials");

@@ -103,12 +103,11 @@ pub fn sign_upstream_for(
         let host = host_from_uri(&parts.uri).ok_or(SignError::NoHost)?;
         parts.headers.insert(HOST, host);
     }
-    let amz_date = format_amz_date(OffsetDateTime::from(time));
+    let date_value = amz_date_value(time);
+    let amz_date = date_value.to_str().map_err(|_| SignError::HeaderValue("x-amz-date".into()))?;
     let scope = Scope { date: amz_date[..8].to_owned(), region: region.to_owned(), service: service.to_owned() };
-    parts.headers.insert(HeaderName::from_static("x-amz-date"), visible(&amz_date, "x-amz-date")?);
-    parts
-        .headers
-        .insert(HeaderName::from_static("x-amz-content-sha256"), visible(payload_hash, "x-amz-content-sha256")?);
+    parts.headers.insert(HeaderName::from_static("x-amz-date"), date_value.clone());
+    parts.headers.insert(HeaderName::from_static("x-amz-content-sha256"), payload_hash_value(payload_hash)?);
     if let Some(token) = creds.session_token() {
         let mut value = visible(token, "x-amz-security-token")?;
         value.set_sensitive(true);
@@ -118,7 +117,6 @@ pub fn sign_upstream_for(
     // `keys()` yields each name once; `get_all` below joins repeated headers in order.
     let mut names: Vec<&str> = parts.headers.keys().map(HeaderName::as_str).filter(|n| !EXCLUDED.contains(n)).collect();
     names.sort_unstable();
-    let signed_headers = names.join(";");
     let push_value = |out: &mut String, name: &str| {
         for (i, v) in parts.headers.get_all(name).iter().enumerate() {
             v.to_str().map_err(|_| SignError::HeaderValue(name.to_owned()))?;
@@ -131,15 +129,20 @@ pub fn sign_upstream_for(
     };
     let creq = assemble(parts.method.as_str(), parts.uri.path(), &query, &names, push_value, payload_hash)?;
     let key = key_cache::global().get(creds.secret_access_key(), &scope);
-    let signature = key.sign(&string_to_sign(&amz_date, &scope, &creq));
-    let mut authorization = String::with_capacity(256 + signed_headers.len());
+    let signature = key.sign(&string_to_sign(amz_date, &scope, &creq));
+    let mut authorization = String::with_capacity(256 + names.iter().map(|n| n.len() + 1).sum::<usize>());
     for part in [ALGORITHM, " Credential=", creds.access_key_id(), "/"] {
         authorization.push_str(part);
     }
     scope.push_to(&mut authorization);
-    for part in [", SignedHeaders=", &signed_headers, ", Signature="] {
-        authorization.push_str(part);
+    authorization.push_str(", SignedHeaders=");
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            authorization.push(';');
+        }
+        authorization.push_str(name);
     }
+    authorization.push_str(", Signature=");
     crate::sigv4::push_hex(&mut authorization, &signature);
     let mut value =
         HeaderValue::from_str(&authorization).map_err(|_| SignError::HeaderValue("authorization".into()))?;
@@ -148,14 +151,53 @@ pub fn sign_upstream_for(
     Ok(())
 }
 
+/// `x-amz-date` for `time`, as a header value made once a second per thread: every request
+/// signed within that second takes a clone of it (a reference count, not a copy).
+fn amz_date_value(time: SystemTime) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(i64, HeaderValue)>> = const { std::cell::RefCell::new(None) };
+    }
+    let time = OffsetDateTime::from(time);
+    let second = time.unix_timestamp();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((at, value)) if *at == second => value.clone(),
+            _ => {
+                let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(format_amz_date(time)))
+                    .unwrap_or_else(|_| HeaderValue::from_static("00000000T000000Z"));
+                *last = Some((second, value.clone()));
+                value
+            }
+        }
+    })
+}
+
+/// `x-amz-content-sha256`: the payload modes and the empty body's hash are constants, sent
+/// without a copy; a body's own hash is checked and copied.
+fn payload_hash_value(payload_hash: &str) -> Result<HeaderValue, SignError> {
+    const CONSTANT: [&str; 5] = [
+        super::EMPTY_SHA256,
+        super::UNSIGNED_PAYLOAD,
+        super::STREAMING_UNSIGNED_TRAILER,
+        super::STREAMING_SIGNED,
+        super::STREAMING_SIGNED_TRAILER,
+    ];
+    match CONSTANT.iter().find(|c| **c == payload_hash) {
+        Some(c) => Ok(HeaderValue::from_static(c)),
+        None => visible(payload_hash, "x-amz-content-sha256"),
+    }
+}
+
 /// A header value s3gate sets itself, refused if it is not visible ASCII (a session token from
 /// a broken credential source, say) rather than sent as something other than what was signed.
 fn visible(value: &str, name: &str) -> Result<HeaderValue, SignError> {
     HeaderValue::from_str(value).map_err(|_| SignError::HeaderValue(name.to_owned()))
 }
 
-/// `host[:port]` from the URI authority, the port left out when it is the scheme's default.
-fn host_from_uri(uri: &Uri) -> Option<HeaderValue> {
+/// `host[:port]` from the URI authority, the port left out when it is the scheme's default:
+/// the Host header signed and sent when the request has none.
+pub fn host_from_uri(uri: &Uri) -> Option<HeaderValue> {
     let host = uri.host()?;
     let default_port =
         matches!((uri.scheme_str(), uri.port_u16()), (Some("http"), Some(80)) | (Some("https"), Some(443)));
