@@ -383,8 +383,10 @@ pub(super) fn route(
         }
     }
     let sub = subresource.unwrap_or("");
+    // The target, an enum, is compared first: most routes differ in it, and the strings are
+    // then compared for a few.
     let &(_, _, _, operation, action) =
-        ROUTES.iter().find(|r| r.0 == method.as_str() && r.1 == target && r.2 == sub).ok_or_else(|| {
+        ROUTES.iter().find(|r| r.1 == target && r.2 == sub && r.0 == method.as_str()).ok_or_else(|| {
             ClassifyError::InvalidUri(format!("no S3 operation is {method} on {target:?} with subresource {sub:?}"))
         })?;
     Ok(refine(operation, action, query, headers))
