@@ -271,7 +271,11 @@ pub fn finish_with(
     audit: Option<AuditLog>,
 ) -> Response<Body> {
     let status = resp.status().as_u16();
-    let error_code = resp.headers().get("x-amz-error-code").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let error_code = resp
+        .headers()
+        .get(http::HeaderName::from_static("x-amz-error-code"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let (parts, body) = resp.into_parts();
     let empty = body.is_end_stream();
     let expected_len = parts

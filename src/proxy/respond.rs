@@ -69,7 +69,7 @@ pub(super) async fn response_filter(
     // Content-Encoding; AWS never returns it, and a client must not try to decode it.
     headers::strip_aws_chunked_encoding(&mut parts.headers);
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        parts.headers.insert("x-s3gate-request-id", v);
+        parts.headers.insert(http::HeaderName::from_static("x-s3gate-request-id"), v);
     }
     if !scrub::applies(parts.status, &parts.headers, head) {
         return Response::from_parts(parts, body::boxed(IdleTimeout::upstream_body(body::boxed(incoming), idle)));
