@@ -4,6 +4,10 @@ mod line;
 
 use std::cell::RefCell;
 use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
@@ -32,25 +36,32 @@ pub fn init(json: bool) {
     }
 }
 
-/// Past this many bytes a serving thread writes its lines out even while busy.
+/// Past this many bytes a serving thread writes its lines out at once.
 const THREAD_BUFFER: usize = 32 * 1024;
+
+/// The longest a line waits in a serving thread's buffer.
+const MAX_DELAY: Duration = Duration::from_millis(25);
 
 thread_local! {
     /// The lines a serving thread has logged and not yet written; `None` on other threads,
     /// which write each line as it comes.
     static BUFFER: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+    /// Wakes the thread's [`flusher`] when a line lands in an empty buffer.
+    static FIRST_LINE: Arc<Notify> = Arc::new(Notify::new());
 }
 
 /// Standard error, written a batch at a time by the serving threads.
 ///
 /// One `write` per request line was a sixth of a small request's CPU time on a busy proxy (a
 /// system call, and the file or pipe behind it woken each time). A serving thread instead
-/// collects its lines and writes them when it is about to wait for work ([`flush_thread`],
-/// from its runtime's park hook) or when [`THREAD_BUFFER`] bytes are waiting. An idle proxy
-/// still writes each line at once; a busy one writes in batches of a few dozen lines. Lines
-/// from different threads may reach the log out of order by up to one batch; each carries its
-/// time. What a serving thread has not yet written is lost if the process is killed
-/// (SIGKILL), at most [`THREAD_BUFFER`] bytes.
+/// collects its lines and writes them once [`THREAD_BUFFER`] bytes are waiting, or
+/// [`MAX_DELAY`] after the first of them ([`flusher`]). Writing when the thread was about to
+/// wait for work, as it did before, still made batches of only three or four lines on a busy
+/// proxy, and each `write` to a log file costs the kernel several microseconds whatever its
+/// size (page-cache folio set-up; `docs/benchmarks.md`). An idle proxy's line reaches the log
+/// within [`MAX_DELAY`]. Lines from different threads may reach the log out of order by up to
+/// one batch; each carries its time. What a serving thread has not yet written is lost if the
+/// process is killed (SIGKILL), at most [`THREAD_BUFFER`] bytes.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Stderr;
 
@@ -70,6 +81,9 @@ impl Write for LineWriter {
         let buffered = BUFFER.with(|b| match b.try_borrow_mut() {
             Ok(mut b) => match b.as_mut() {
                 Some(buf) => {
+                    if buf.is_empty() {
+                        FIRST_LINE.with(|n| n.notify_one());
+                    }
                     buf.extend_from_slice(line);
                     if buf.len() >= THREAD_BUFFER {
                         write_out(buf);
@@ -106,7 +120,18 @@ pub fn buffer_thread() {
     });
 }
 
-/// Writes out what this thread has collected: when its runtime is about to wait for work.
+/// Writes out a serving thread's lines [`MAX_DELAY`] after the first of each batch; spawned on
+/// each serving thread, after [`buffer_thread`].
+pub async fn flusher() {
+    let first_line = FIRST_LINE.with(Arc::clone);
+    loop {
+        first_line.notified().await;
+        tokio::time::sleep(MAX_DELAY).await;
+        flush_thread();
+    }
+}
+
+/// Writes out what this thread has collected: by [`flusher`], and when the thread ends.
 pub fn flush_thread() {
     BUFFER.with(|b| {
         if let Ok(mut b) = b.try_borrow_mut() {
@@ -139,5 +164,29 @@ mod tests {
         .expect("thread");
         // Other threads write through.
         assert!(BUFFER.with(|b| b.borrow().is_none()));
+    }
+
+    /// A line left alone in a serving thread's buffer is written by the thread's flusher, with
+    /// no other line or event to push it out.
+    #[test]
+    fn a_lone_line_is_written_by_the_flusher() {
+        std::thread::spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            buffer_thread();
+            runtime.block_on(async {
+                tokio::spawn(flusher());
+                tokio::task::yield_now().await;
+                Stderr.make_writer().write_all(b"a lone line\n").expect("write");
+                let held = || BUFFER.with(|b| b.borrow().as_ref().map(Vec::len));
+                assert_eq!(held(), Some(12), "the line waits in the thread's buffer");
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                while held() != Some(0) && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                assert_eq!(held(), Some(0), "the flusher wrote the line out");
+            });
+        })
+        .join()
+        .expect("thread");
     }
 }

@@ -78,12 +78,7 @@ fn start() -> Pool {
     let mut threads = Vec::new();
     for i in 1..=count() {
         let (tx, rx) = mpsc::unbounded_channel();
-        // Each thread writes its log lines in batches, when it is about to wait for work
-        // (`telemetry::Stderr`).
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .on_thread_park(crate::telemetry::flush_thread)
-            .build();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
         let runtime = match runtime {
             Ok(rt) => rt,
             Err(e) => {
@@ -93,8 +88,12 @@ fn start() -> Pool {
         };
         let started = std::thread::Builder::new().name(format!("s3gate-serve-{i}")).spawn(move || {
             INDEX.with(|index| index.set(i));
+            // Each thread writes its log lines in batches (`telemetry::Stderr`).
             crate::telemetry::buffer_thread();
-            runtime.block_on(serve(rx));
+            runtime.block_on(async {
+                tokio::spawn(crate::telemetry::flusher());
+                serve(rx).await
+            });
             crate::telemetry::flush_thread();
         });
         match started {
