@@ -12,7 +12,9 @@
 #   over HTTP, and for the fast origin also over HTTPS (TLS 1.3, both terminating TLS with the
 #   same throwaway certificate);
 # - for the memory tests, a fresh s3gate in front of each origin and of an origin that answers a
-#   PUT before its body has arrived (bench/early-origin.conf.template).
+#   PUT before its body has arrived (bench/early-origin.conf.template);
+# - for 4 KiB GETs over HTTP, the floor: a bare hyper proxy with s3gate's threading and none of
+#   its work (examples/hyper_floor.rs), in front of the fast origin.
 # s3gate-bench drives each target; targets take turns within each of N rounds (default 3), and
 # the median round is reported, so a burst of other work on the machine spoils one round, not the
 # result. Targets that are missed are reported, not fatal; everything started is stopped on exit.
@@ -32,7 +34,7 @@ while [ $# -gt 0 ]; do
         --quick) QUICK=1 ;;
         --rounds) ROUNDS=${2:?--rounds needs a number}; shift ;;
         --out) OUT=${2:?--out needs a file}; shift ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -66,9 +68,12 @@ if [ -n "${BIN:-}" ]; then
     log "using the binaries in $BIN"
 else
     log "building release binaries"
-    (cd "$ROOT" && cargo build --release --bins >&2)
+    (cd "$ROOT" && cargo build --release --bins --example hyper_floor >&2)
     BIN="$ROOT/target/release"
 fi
+FLOOR_BIN=""
+for f in "$BIN/examples/hyper_floor" "$BIN/hyper_floor"; do [ -x "$f" ] && FLOOR_BIN=$f && break; done
+[ -n "$FLOOR_BIN" ] || log "no hyper_floor in $BIN: the floor target is left out"
 
 # --- processes and cleanup ---------------------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/s3gate-bench.XXXXXX")
@@ -169,6 +174,12 @@ FAST_GATE_PORT=$(free_port); start_gate fast-s3gate "$FAST_GATE_PORT" "$FAST_POR
 FAST_GATE_TLS_PORT=$(free_port)
 start_gate fast-s3gate-tls "$FAST_GATE_TLS_PORT" "$FAST_PORT" --tls-cert "$WORK/tls.pem" --tls-key "$WORK/tls.key"
 FAST_GATE_TLS_PID=$GATE_PID
+if [ -n "$FLOOR_BIN" ]; then
+    FAST_FLOOR_PORT=$(free_port)
+    "$FLOOR_BIN" "127.0.0.1:$FAST_FLOOR_PORT" "127.0.0.1:$FAST_PORT" >"$WORK/fast-floor.log" 2>&1 &
+    FAST_FLOOR_PID=$!; PIDS+=("$FAST_FLOOR_PID")
+    wait_port "$FAST_FLOOR_PORT" "$FAST_FLOOR_PID" fast-floor
+fi
 
 # The s3s-fs store and the proxies in front of it, over HTTP.
 STORE_DATA="$DATA_ROOT/store"; mkdir -p "$STORE_DATA"
@@ -227,6 +238,7 @@ proxy_pids() {
         fast/http/base) echo "$FAST_BASE_PID" ;;
         fast/https/base) echo "$FAST_BASE_TLS_PID" ;;
         store/http/base) echo "$STORE_BASE_PID" ;;
+        fast/http/floor) echo "$FAST_FLOOR_PID" ;;
     esac
 }
 origin_pids() {
@@ -248,6 +260,7 @@ endpoint_of() {
         fast/http/base) echo "http://127.0.0.1:$FAST_BASE_PORT" ;;
         fast/https/base) echo "https://127.0.0.1:$FAST_BASE_TLS_PORT" ;;
         store/http/base) echo "http://127.0.0.1:$STORE_BASE_PORT" ;;
+        fast/http/floor) echo "http://127.0.0.1:$FAST_FLOOR_PORT" ;;
     esac
 }
 
@@ -304,9 +317,11 @@ TARGETS_STORE=(store/http/origin store/http/nginx store/http/s3gate)
 if [ -n "${BASE:-}" ]; then
     TARGETS_HTTP+=(fast/http/base); TARGETS_HTTPS+=(fast/https/base); TARGETS_STORE+=(store/http/base)
 fi
+TARGETS_SMALL=("${TARGETS_HTTP[@]}")
+[ -z "$FLOOR_BIN" ] || TARGETS_SMALL+=(fast/http/floor)
 for ROUND in $(seq "$ROUNDS"); do
     log "round $ROUND of $ROUNDS"
-    for target in "${TARGETS_HTTP[@]}" "${TARGETS_HTTPS[@]}" "${TARGETS_STORE[@]}"; do
+    for target in "${TARGETS_SMALL[@]}" "${TARGETS_HTTPS[@]}" "${TARGETS_STORE[@]}"; do
         bench "4 KiB GET" "$target" --op get --size 4KiB --keys 64 --concurrency 16 --duration "$SMALL_SECS"
     done
     for target in "${TARGETS_HTTP[@]}" "${TARGETS_HTTPS[@]}" "${TARGETS_STORE[@]}"; do
@@ -424,6 +439,19 @@ report() {
         ok=$(awk -v k="$peak" 'BEGIN { print (k > 0 && k < 64 * 1024) ? "pass" : "**FAIL**" }')
         echo "| s3gate peak VmRSS, ${MEM_CLIENTS}x $MEM_SIZE PUT+GET, $label origin | $(mib "$peak") MiB | | | | | | < 64 MiB | $ok |"
     done
+    if [ -n "$FLOOR_BIN" ]; then
+        local rf rf_rounds rs
+        read -r rf rf_rounds <<<"$(round_ratios "4 KiB GET" fast/http ops_per_s floor)"
+        read -r rs _ <<<"$(round_ratios "4 KiB GET" fast/http ops_per_s)"
+        echo
+        echo "The floor: a bare hyper reverse proxy with s3gate's threading and none of its work" \
+             "(\`examples/hyper_floor.rs\`: no SigV4, policy, metrics or log), in the same rounds."
+        echo
+        echo "| check | floor/nginx | per round | s3gate/nginx | floor CPU | s3gate CPU | nginx CPU |"
+        echo "|---|---:|---:|---:|---:|---:|---:|"
+        echo "| 4 KiB GET ops/s, fast/http | $rf | ${rf_rounds//,/, } | $rs | $(cpu_cost "4 KiB GET" fast/http/floor)" \
+             "| $(cpu_cost "4 KiB GET" fast/http/s3gate) | $(cpu_cost "4 KiB GET" fast/http/nginx) |"
+    fi
     if [ -n "${BASE:-}" ]; then
         echo
         echo "Baseline: the s3gate in \`$BASE\` (base) beside this build, in the same rounds."
