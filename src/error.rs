@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::body::{self, Body};
 
@@ -225,6 +225,10 @@ impl S3Error {
         xml
     }
 
+    /// The header carrying an S3 error's code on s3gate's own answers, read back for the
+    /// access log (`proxy/record.rs`).
+    pub const CODE_HEADER: HeaderName = HeaderName::from_static("x-amz-error-code");
+
     /// Renders the response. A HEAD answer carries the status and headers but no body, as S3's.
     pub fn into_response(self, request_id: &str, head: bool) -> Response<Body> {
         let xml = self.to_xml(request_id);
@@ -240,7 +244,7 @@ impl S3Error {
         if let Ok(v) = HeaderValue::from_str(request_id) {
             headers.insert("x-amz-request-id", v);
         }
-        headers.insert("x-amz-error-code", HeaderValue::from_static(self.code.as_str()));
+        headers.insert(Self::CODE_HEADER, HeaderValue::from_static(self.code.as_str()));
         resp
     }
 }

@@ -14,6 +14,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use crate::audit::{AuditLog, AuditRecord};
 use crate::body::{Body, BoxError};
+use crate::error::S3Error;
 use crate::metrics::{Metrics, Mode};
 use crate::s3_request::S3Request;
 
@@ -271,11 +272,7 @@ pub fn finish_with(
     audit: Option<AuditLog>,
 ) -> Response<Body> {
     let status = resp.status().as_u16();
-    let error_code = resp
-        .headers()
-        .get(http::HeaderName::from_static("x-amz-error-code"))
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let error_code = resp.headers().get(S3Error::CODE_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (parts, body) = resp.into_parts();
     let empty = body.is_end_stream();
     let expected_len = parts

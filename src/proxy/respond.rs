@@ -54,6 +54,9 @@ where
     }
 }
 
+/// Set on every relayed answer: s3gate's id for the request, beside the upstream's own.
+const REQUEST_ID_HEADER: http::HeaderName = http::HeaderName::from_static("x-s3gate-request-id");
+
 /// Phase 6: upstream answers pass through unchanged but for hop-by-hop headers, and small
 /// error bodies cleaned of the upstream's identity (`scrub`).
 pub(super) async fn response_filter(
@@ -69,7 +72,7 @@ pub(super) async fn response_filter(
     // Content-Encoding; AWS never returns it, and a client must not try to decode it.
     headers::strip_aws_chunked_encoding(&mut parts.headers);
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        parts.headers.insert(http::HeaderName::from_static("x-s3gate-request-id"), v);
+        parts.headers.insert(REQUEST_ID_HEADER, v);
     }
     if !scrub::applies(parts.status, &parts.headers, head) {
         return Response::from_parts(parts, body::boxed(IdleTimeout::upstream_body(body::boxed(incoming), idle)));
