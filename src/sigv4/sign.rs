@@ -28,7 +28,7 @@ use percent_encoding::percent_decode_str;
 use time::OffsetDateTime;
 
 use super::canonical::{assemble, canonical_uri, encode_component, join_params, push_trimmed};
-use super::{format_amz_date, key_cache, string_to_sign, PayloadMode, Scope, ALGORITHM};
+use super::{format_amz_date_uncached, key_cache, string_to_sign, PayloadMode, Scope, ALGORITHM};
 
 /// Why an outgoing request could not be signed. These are s3gate's faults or a request it
 /// should not forward, never the client's credentials, hence a type apart from `SigV4Error`.
@@ -164,7 +164,8 @@ fn amz_date_value(time: SystemTime) -> HeaderValue {
         match &*last {
             Some((at, value)) if *at == second => value.clone(),
             _ => {
-                let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(format_amz_date(time)))
+                // Uncached: this is the cache (`format_amz_date`'s own would copy its string).
+                let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(format_amz_date_uncached(time)))
                     .unwrap_or_else(|_| HeaderValue::from_static("00000000T000000Z"));
                 *last = Some((second, value.clone()));
                 value
