@@ -149,3 +149,76 @@ fn digests_are_written_as_lowercase_hex() {
     push_hex(&mut out, &[0xab; 32]);
     assert_eq!(out, format!("sig={}", "ab".repeat(32)));
 }
+
+/// The hand-written readers agree with the general ones they replace, on anything.
+mod readers {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn by_format(value: &str) -> Option<OffsetDateTime> {
+        if value.len() != 16 || !value.is_ascii() {
+            return None;
+        }
+        PrimitiveDateTime::parse(value, AMZ_DATE_FORMAT).ok().map(PrimitiveDateTime::assume_utc)
+    }
+
+    fn by_hex_crate(value: &str) -> Option<[u8; 32]> {
+        let mut out = [0u8; 32];
+        (value.len() == 64).then_some(())?;
+        hex::decode_to_slice(value, &mut out).ok().map(|()| out)
+    }
+
+    #[test]
+    fn amz_dates_at_the_edges() {
+        for good in ["20130524T000000Z", "20240229T235959Z", "00010101T000000Z", "99991231T235959Z"] {
+            assert_eq!(parse_amz_date(good), by_format(good), "{good}");
+            assert!(parse_amz_date(good).is_some(), "{good}");
+        }
+        for bad in [
+            "20230229T000000Z", // not a leap year
+            "20130524T240000Z",
+            "20130524T006000Z",
+            "20130524T000060Z",
+            "20130000T000000Z",
+            "20130500T000000Z",
+            "20130524t000000Z",
+            "20130524T000000z",
+            "+0130524T000000Z",
+            "2013052٤T000000Z",
+            "20130524T00000 Z",
+        ] {
+            assert_eq!(parse_amz_date(bad), None, "{bad}");
+            assert_eq!(by_format(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn hex_digests_at_the_edges() {
+        let lower = "0123456789abcdef".repeat(4);
+        assert_eq!(parse_hex32(&lower), by_hex_crate(&lower));
+        assert_eq!(parse_hex32(&lower.to_uppercase()), by_hex_crate(&lower));
+        for bad in ["g".repeat(64), format!("{}G", &lower[1..]), format!(" {}", &lower[1..]), lower[..63].to_owned()] {
+            assert_eq!(parse_hex32(&bad), None, "{bad}");
+        }
+        assert_eq!(parse_hex32(&format!("{lower}0")), None);
+    }
+
+    proptest! {
+        #[test]
+        fn amz_dates_read_as_the_time_crate_reads_them(
+            digits in prop::collection::vec(prop::sample::select(b"0123456789T Z+-".to_vec()), 16),
+            year in 0u32..10_000, month in 0u32..14, day in 0u32..33, h in 0u32..26, m in 0u32..62, s in 0u32..62,
+        ) {
+            let shaped = format!("{year:04}{month:02}{day:02}T{h:02}{m:02}{s:02}Z");
+            prop_assert_eq!(parse_amz_date(&shaped), by_format(&shaped), "{}", shaped);
+            let noise = String::from_utf8(digits).unwrap();
+            prop_assert_eq!(parse_amz_date(&noise), by_format(&noise), "{}", noise);
+        }
+
+        #[test]
+        fn hex_reads_as_the_hex_crate_reads_it(value in "[0-9a-fA-F]{64}|[0-9a-gA-G ]{62,66}|.{64}") {
+            prop_assert_eq!(parse_hex32(&value), by_hex_crate(&value));
+        }
+    }
+}
