@@ -19,24 +19,40 @@ pub const HEADERS: &[&str] = &[
 
 /// Removes the hop-by-hop headers and every header `Connection` names.
 ///
-/// One pass over the names finds what to remove, so that a map holding none of them (most
-/// requests hold at most `Connection`) costs no lookup per listed header.
+/// Without allocating in the usual case, where `Connection` names only `close` or listed
+/// headers (`keep-alive`): nearly every upstream answer carries one, so this runs for most
+/// responses. Each pass over the names finds one listed header, removed by its static name.
 pub fn remove(headers: &mut HeaderMap) {
-    let mut present: Vec<HeaderName> = headers.keys().filter(|k| is_hop_by_hop(k.as_str())).cloned().collect();
-    if present.is_empty() {
-        return;
-    }
-    present.extend(
-        headers
+    if names_unlisted(headers) {
+        let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok()),
-    );
-    for n in present {
-        headers.remove(n);
+            .filter_map(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok())
+            .collect();
+        for n in named {
+            headers.remove(n);
+        }
     }
+    while let Some(name) = headers.keys().find_map(|k| listed(k.as_str())) {
+        headers.remove(name);
+    }
+}
+
+/// Whether `Connection` names a header other than the listed ones (`close` names none).
+fn names_unlisted(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.as_bytes().split(|b| *b == b',').map(<[u8]>::trim_ascii).any(|token| {
+            !token.is_empty()
+                && !token.eq_ignore_ascii_case(b"close")
+                && !HEADERS.iter().any(|h| token.eq_ignore_ascii_case(h.as_bytes()))
+        })
+    })
+}
+
+fn listed(name: &str) -> Option<&'static str> {
+    HEADERS.iter().copied().find(|h| *h == name)
 }
 
 /// Whether `name` is one of [`HEADERS`].
@@ -74,5 +90,27 @@ mod tests {
         h.insert("x-amz-meta-a", HeaderValue::from_static("1"));
         remove(&mut h);
         assert_eq!(h.len(), 1, "nothing hop-by-hop: nothing removed");
+    }
+
+    #[test]
+    fn connection_may_name_headers_in_any_case_and_spacing() {
+        let mut h = HeaderMap::new();
+        h.append("connection", HeaderValue::from_static("Keep-Alive ,  X-Private"));
+        h.append("connection", HeaderValue::from_static("CLOSE,,x-other"));
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("x-other", HeaderValue::from_static("2"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("upgrade", HeaderValue::from_static("h2c"));
+        h.insert("etag", HeaderValue::from_static("\"e\""));
+        remove(&mut h);
+        assert_eq!(h.keys().map(HeaderName::as_str).collect::<Vec<_>>(), ["etag"]);
+
+        // Only listed names: nothing else goes.
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("keep-alive, close"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-amz-request-id", HeaderValue::from_static("r"));
+        remove(&mut h);
+        assert_eq!(h.keys().map(HeaderName::as_str).collect::<Vec<_>>(), ["x-amz-request-id"]);
     }
 }

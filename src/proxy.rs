@@ -361,6 +361,33 @@ fn ensure_host_header<B>(req: &mut Request<B>) -> Result<(), S3Error> {
     Ok(())
 }
 
+/// Sixteen upper-case hex digits, as S3's own request ids look.
 fn new_request_id() -> String {
-    format!("{:016X}", rand::random::<u64>())
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let n = rand::random::<u64>();
+    let mut id = String::with_capacity(16);
+    for shift in (0..16).rev() {
+        id.push(char::from(DIGITS[((n >> (shift * 4)) & 0xf) as usize]));
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_sixteen_upper_case_hex_digits_and_differ() {
+        let ids: Vec<String> = (0..64).map(|_| super::new_request_id()).collect();
+        for id in &ids {
+            assert_eq!(id.len(), 16, "{id}");
+            assert!(id.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)), "{id}");
+        }
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        // Every digit position takes every value over enough ids (none is stuck at zero).
+        let many: Vec<String> = (0..2000).map(|_| super::new_request_id()).collect();
+        for pos in 0..16 {
+            let seen: std::collections::HashSet<u8> = many.iter().map(|id| id.as_bytes()[pos]).collect();
+            assert_eq!(seen.len(), 16, "position {pos}");
+        }
+    }
 }

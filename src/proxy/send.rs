@@ -31,13 +31,19 @@ impl Gateway {
         let bucket = s3.bucket.as_deref().map(|b| route.upstream_bucket(b));
         let Outgoing { method, headers, query, body, payload_hash, bodiless, handoff: _ } = out;
         let mut body = Some(body);
+        let mut headers = Some(headers);
         for attempt in 0..2 {
+            // Kept for a second attempt only where one may follow.
+            let retry_possible = attempt == 0 && bodiless;
             let uri = upstream
                 .uri_for(bucket, s3.key.as_deref(), &query)
                 .map_err(|e| S3Error::new(S3ErrorCode::InvalidURI, e.to_string()))?;
             let mut req = Request::new(body.take().unwrap_or_else(body::empty));
             *req.method_mut() = method.clone();
-            *req.headers_mut() = headers.clone();
+            *req.headers_mut() = match &mut headers {
+                Some(h) if retry_possible => h.clone(),
+                h => h.take().unwrap_or_default(),
+            };
             if let Some(host) = upstream.host_header(&uri) {
                 req.headers_mut().insert(http::header::HOST, host);
             }
@@ -57,7 +63,7 @@ impl Gateway {
                 },
             )?;
             let resp = self.send(Request::from_parts(parts, b), route, watch).await?;
-            if attempt == 0 && bodiless {
+            if retry_possible {
                 if let (Some(b), Some(learned)) = (bucket, redirect_region(&resp)) {
                     if upstream.learn_region(b, &learned) {
                         continue;
