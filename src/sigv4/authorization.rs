@@ -57,8 +57,10 @@ pub(crate) fn parse_signed_headers(value: &str) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
-pub(crate) fn lowercase(names: Vec<String>) -> Vec<String> {
-    names.into_iter().map(|n| n.to_ascii_lowercase()).collect()
+/// In place: the names and the list keep their allocations.
+pub(crate) fn lowercase(mut names: Vec<String>) -> Vec<String> {
+    names.iter_mut().for_each(|n| n.make_ascii_lowercase());
+    names
 }
 
 fn malformed(reason: impl Into<String>) -> SigV4Error {

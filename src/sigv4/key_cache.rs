@@ -9,7 +9,7 @@
 //! derivation, which is what every request cost before).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Mutex;
 
 use subtle::ConstantTimeEq;
@@ -46,12 +46,34 @@ pub struct Found {
 /// Derived signing keys by (secret, date, region, service).
 pub struct KeyCache {
     hasher: RandomState,
-    entries: Mutex<HashMap<u64, Entry>>,
+    entries: Mutex<HashMap<u64, Entry, BuildHasherDefault<Slot>>>,
+}
+
+/// The map's keys are already hashes (keyed, by [`KeyCache::slot`]): hashing them again, as a
+/// plain `HashMap` would, was a second SipHash on every lookup.
+#[derive(Default)]
+struct Slot(u64);
+
+impl Hasher for Slot {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed here (`write_u64`); anything else is folded in.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl Default for KeyCache {
     fn default() -> Self {
-        Self { hasher: RandomState::new(), entries: Mutex::new(HashMap::new()) }
+        Self { hasher: RandomState::new(), entries: Mutex::new(HashMap::default()) }
     }
 }
 
@@ -103,7 +125,7 @@ impl KeyCache {
         self.hasher.hash_one((secret, &scope.date, &scope.region, &scope.service))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry, BuildHasherDefault<Slot>>> {
         // A panic while holding the lock cannot leave an entry half-written (inserts are whole
         // values), so a poisoned map is still a correct one.
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
