@@ -85,7 +85,17 @@ fn timestamp(w: &mut Writer<'_>) -> fmt::Result {
         }
         w.write_str(&cached.1)
     })?;
-    write!(w, ".{:06}Z", now.microsecond())
+    w.write_str(std::str::from_utf8(&fraction(now.microsecond())).unwrap_or(".000000Z"))
+}
+
+/// `.{:06}Z` of `micros` (below a million), without fmt's padding machinery.
+fn fraction(mut micros: u32) -> [u8; 8] {
+    let mut out = *b".000000Z";
+    for digit in out[1..7].iter_mut().rev() {
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    out
 }
 
 /// `message` first as it stands, then ` name=value` for each field, values as `{:?}` writes
@@ -213,6 +223,13 @@ mod tests {
     /// Everything after the timestamp, which differs between two runs.
     fn without_times(text: &str) -> Vec<String> {
         text.lines().map(|l| l.split_once(' ').map(|(_, rest)| rest.to_owned()).unwrap_or_default()).collect()
+    }
+
+    #[test]
+    fn fractions_of_a_second_are_six_digits() {
+        for micros in [0, 7, 10, 4_500, 123_456, 999_999] {
+            assert_eq!(fraction(micros), format!(".{micros:06}Z").as_bytes(), "{micros}");
+        }
     }
 
     #[test]
