@@ -44,7 +44,7 @@ pub const FORWARDED_UNSIGNED: &[&str] = &[
 /// The client's headers that go upstream: those its signature covers (`signed`, lower case)
 /// and [`FORWARDED_UNSIGNED`], minus hop-by-hop, auth and the ones each payload mode rewrites.
 pub fn forwardable(client: &HeaderMap, signed: &[String]) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(client.len());
+    let mut out = HeaderMap::with_capacity(upstream_capacity(client.len()));
     let named_in_connection: Vec<String> = client
         .get_all(header::CONNECTION)
         .iter()
@@ -60,6 +60,24 @@ pub fn forwardable(client: &HeaderMap, signed: &[String]) -> HeaderMap {
         if !FORWARDED_UNSIGNED.contains(&n) && !signed.iter().any(|s| s == n) {
             continue;
         }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// Room for an upstream request's headers: the client's that pass, those signing adds, and
+/// those of the answer. hyper reads the answer's headers into the request's map once it has
+/// written the request, so a map sized for the request alone grew (and rehashed) on every
+/// answer.
+pub fn upstream_capacity(forwarded: usize) -> usize {
+    forwarded.max(8) + 16
+}
+
+/// A copy of an upstream request's headers, with the room [`upstream_capacity`] gives (a
+/// `clone` is sized to the entries alone).
+pub fn copy_for_upstream(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(upstream_capacity(headers.len()));
+    for (name, value) in headers {
         out.append(name.clone(), value.clone());
     }
     out
@@ -157,6 +175,21 @@ pub fn alias_copy_source(headers: &mut HeaderMap, router: &crate::upstream::Rout
 mod tests {
     use super::*;
     use http::header::HeaderName;
+
+    #[test]
+    fn a_copy_for_the_upstream_keeps_every_value_in_order_with_room_to_grow() {
+        let mut h = HeaderMap::new();
+        h.append("x-amz-meta-a", HeaderValue::from_static("1"));
+        h.append("range", HeaderValue::from_static("bytes=0-1"));
+        h.append("x-amz-meta-a", HeaderValue::from_static("2"));
+        let copy = copy_for_upstream(&h);
+        assert_eq!(copy, h);
+        let values: Vec<_> = copy.get_all("x-amz-meta-a").iter().collect();
+        assert_eq!(values, ["1", "2"]);
+        assert!(copy.capacity() >= upstream_capacity(h.len()), "{}", copy.capacity());
+        let out = forwardable(&h, &["host", "x-amz-meta-a"].map(String::from));
+        assert!(out.capacity() >= 24, "room for signing and for the answer's headers: {}", out.capacity());
+    }
 
     #[test]
     fn drops_hop_by_hop_auth_and_connection_named_headers() {

@@ -41,7 +41,7 @@ impl Gateway {
             let mut req = Request::new(body.take().unwrap_or_else(body::empty));
             *req.method_mut() = method.clone();
             *req.headers_mut() = match &mut headers {
-                Some(h) if retry_possible => h.clone(),
+                Some(h) if retry_possible => super::headers::copy_for_upstream(h),
                 h => h.take().unwrap_or_default(),
             };
             if let Some(host) = upstream.host_header(&uri) {
