@@ -47,8 +47,11 @@ pub use tls::{acceptor as tls_acceptor, read_certificate, reloadable_acceptor, C
 /// header list (as HTTP/2 counts it: names, values and 32 bytes a field). S3 itself allows 8 KiB
 /// of PUT headers; presigned URLs with a session token take a few KiB. More is `431`.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Header fields in an HTTP/1 request (hyper's default, stated here); more is `431`. HTTP/2
-/// counts fields within [`MAX_HEADER_BYTES`].
+/// Header fields in an HTTP/1 request; more is `431`. HTTP/2 counts fields within
+/// [`MAX_HEADER_BYTES`]. This is hyper's default, and it is left unset: hyper given any
+/// `max_headers`, even this same number, fills its header index arrays element by element for
+/// every request head it parses, a cost the default's fixed arrays do not have
+/// (`docs/benchmarks.md`). `tests/it/limits.rs` holds the bound.
 pub const MAX_HEADERS: usize = 100;
 /// How long a connection may go without a request in flight: before its first request, an
 /// HTTP/1 connection between requests (and a request head must be in within it), an HTTP/2

@@ -2,7 +2,7 @@
 //! listener drains.
 //!
 //! The same bounds hold whichever HTTP a listener speaks: a request head of at most
-//! [`MAX_HEADER_BYTES`] and [`MAX_HEADERS`] fields, and a connection with no request in flight
+//! [`MAX_HEADER_BYTES`] and [`MAX_HEADERS`](super::MAX_HEADERS) fields, and a connection with no request in flight
 //! closed after its idle timeout. A request counts as in flight from the moment its head is read
 //! until its response body has been sent, so a long download is never taken for idleness.
 
@@ -24,7 +24,7 @@ use http::{header, HeaderValue};
 use super::drain::{Token, QUIET};
 use super::limits::{Activity, RequestGuard};
 use super::preface;
-use super::{ConnInfo, Handler, MAX_HEADERS, MAX_HEADER_BYTES};
+use super::{ConnInfo, Handler, MAX_HEADER_BYTES};
 use crate::body::{Body, BoxError};
 
 /// HTTP/2 pings while the connection is open: a peer that stops answering is gone, even in the
@@ -64,7 +64,6 @@ impl Http {
             .header_read_timeout(idle)
             .keep_alive(true)
             .max_header_size(MAX_HEADER_BYTES)
-            .max_headers(MAX_HEADERS)
             .max_buf_size(H1_MAX_BUF);
         match protocol {
             Protocol::Auto => {
