@@ -208,6 +208,35 @@ async fn a_connection_that_never_sends_or_waits_between_requests_is_closed() {
     shutdown.trigger();
 }
 
+/// Slowloris: a request head begun and never finished holds a connection no longer than the
+/// idle timeout, on a fresh connection and between keep-alive requests.
+#[tokio::test]
+async fn a_request_head_left_unfinished_is_closed_within_the_idle_timeout() {
+    let (addr, shutdown) = listener_with_short_idle().await;
+    let mut fresh = TcpStream::connect(addr).await.expect("connect");
+    fresh.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.expect("send");
+    let took = closed_after(&mut fresh).await;
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "closed after {took:?}");
+
+    let mut kept = TcpStream::connect(addr).await.expect("connect");
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("send");
+    let mut answer = [0u8; 1024];
+    let n = kept.read(&mut answer).await.expect("answer");
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer[..n]));
+    kept.write_all(b"GET / HTTP/1.1\r\nHo").await.expect("send");
+    // Trickled, a byte a while: bytes arriving do not make an unfinished head a request.
+    let started = Instant::now();
+    for b in b"st: x\r\n" {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        if kept.write_all(&[*b]).await.is_err() {
+            break;
+        }
+    }
+    let took = started.elapsed() + closed_after(&mut kept).await;
+    assert!(took < Duration::from_secs(4), "closed after {took:?}");
+    shutdown.trigger();
+}
+
 #[tokio::test]
 async fn an_http2_connection_is_closed_when_idle_but_not_while_a_response_streams() {
     let (addr, shutdown) = listener_with_short_idle().await;
