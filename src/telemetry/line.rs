@@ -8,7 +8,7 @@
 //! forge a line). Terminals keep the default format, with colour.
 
 use std::cell::RefCell;
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use time::OffsetDateTime;
 use tracing::field::{Field, Visit};
@@ -26,44 +26,70 @@ where
     N: for<'a> FormatFields<'a> + 'static,
 {
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        timestamp(&mut writer)?;
-        writer.write_str(match *event.metadata().level() {
-            Level::TRACE => " TRACE ",
-            Level::DEBUG => " DEBUG ",
-            Level::INFO => "  INFO ",
-            Level::WARN => "  WARN ",
-            Level::ERROR => " ERROR ",
-        })?;
-        if let Some(scope) = ctx.event_scope() {
-            let mut seen = false;
-            for span in scope.from_root() {
-                writer.write_str(span.metadata().name())?;
-                seen = true;
-                let ext = span.extensions();
-                if let Some(fields) = ext.get::<FormattedFields<N>>() {
-                    if !fields.is_empty() {
-                        writer.write_char('{')?;
-                        writer.write_str(fields)?;
-                        writer.write_char('}')?;
-                    }
-                }
-                writer.write_char(':')?;
-            }
-            if seen {
-                writer.write_char(' ')?;
-            }
+        thread_local! {
+            static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
         }
-        writer.write_str(event.metadata().target())?;
-        writer.write_str(": ")?;
-        let mut fields = Fields { writer: &mut writer, first: true, result: Ok(()) };
-        event.record(&mut fields);
-        fields.result?;
-        writer.write_char('\n')
+        // The line is put together in a plain `String` and handed over whole: `Writer` writes
+        // through a `dyn fmt::Write`, and a line is some sixty small writes.
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                compose(&mut line, ctx, event)?;
+                writer.write_str(&line)
+            }
+            // Only if formatting a line logged another (a field's Debug impl that logs).
+            Err(_) => {
+                let mut line = String::new();
+                compose(&mut line, ctx, event)?;
+                writer.write_str(&line)
+            }
+        })
     }
 }
 
+fn compose<S, N>(line: &mut String, ctx: &FmtContext<'_, S, N>, event: &Event<'_>) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    timestamp(line);
+    line.push_str(match *event.metadata().level() {
+        Level::TRACE => " TRACE ",
+        Level::DEBUG => " DEBUG ",
+        Level::INFO => "  INFO ",
+        Level::WARN => "  WARN ",
+        Level::ERROR => " ERROR ",
+    });
+    if let Some(scope) = ctx.event_scope() {
+        let mut seen = false;
+        for span in scope.from_root() {
+            line.push_str(span.metadata().name());
+            seen = true;
+            let ext = span.extensions();
+            if let Some(fields) = ext.get::<FormattedFields<N>>() {
+                if !fields.is_empty() {
+                    line.push('{');
+                    line.push_str(fields);
+                    line.push('}');
+                }
+            }
+            line.push(':');
+        }
+        if seen {
+            line.push(' ');
+        }
+    }
+    line.push_str(event.metadata().target());
+    line.push_str(": ");
+    let mut fields = Fields { line, first: true, result: Ok(()) };
+    event.record(&mut fields);
+    fields.result?;
+    line.push('\n');
+    Ok(())
+}
+
 /// `2026-12-03T07:42:44.741607Z`, the calendar part formatted once a second per thread.
-fn timestamp(w: &mut Writer<'_>) -> fmt::Result {
+fn timestamp(line: &mut String) {
     thread_local! {
         static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
     }
@@ -83,9 +109,9 @@ fn timestamp(w: &mut Writer<'_>) -> fmt::Result {
             );
             *cached = (second, text);
         }
-        w.write_str(&cached.1)
-    })?;
-    w.write_str(std::str::from_utf8(&fraction(now.microsecond())).unwrap_or(".000000Z"))
+        line.push_str(&cached.1);
+    });
+    line.push_str(std::str::from_utf8(&fraction(now.microsecond())).unwrap_or(".000000Z"));
 }
 
 /// `.{:06}Z` of `micros` (below a million), without fmt's padding machinery.
@@ -100,70 +126,59 @@ fn fraction(mut micros: u32) -> [u8; 8] {
 
 /// `message` first as it stands, then ` name=value` for each field, values as `{:?}` writes
 /// them (integers by `itoa`, the same digits without `fmt`'s machinery).
-struct Fields<'a, 'w> {
-    writer: &'a mut Writer<'w>,
+struct Fields<'a> {
+    line: &'a mut String,
     first: bool,
     result: fmt::Result,
 }
 
-impl Fields<'_, '_> {
-    fn name(&mut self, field: &Field) -> fmt::Result {
+impl Fields<'_> {
+    fn name(&mut self, field: &Field) {
         if !self.first {
-            self.writer.write_char(' ')?;
+            self.line.push(' ');
         }
         self.first = false;
         if field.name() != "message" {
-            self.writer.write_str(field.name())?;
-            self.writer.write_char('=')?;
+            self.line.push_str(field.name());
+            self.line.push('=');
         }
-        Ok(())
     }
 }
 
-impl Visit for Fields<'_, '_> {
+impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if self.result.is_err() {
-            return;
+        self.name(field);
+        // What `{:?}` writes unchanged is written straight through; anything it would escape
+        // goes through it.
+        if value.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+            self.line.push('"');
+            self.line.push_str(value);
+            self.line.push('"');
+        } else if self.result.is_ok() {
+            self.result = write!(self.line, "{value:?}");
         }
-        self.result = self.name(field).and_then(|()| {
-            // What `{:?}` writes unchanged is written straight through; anything it would
-            // escape goes through it.
-            if value.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
-                self.writer.write_char('"')?;
-                self.writer.write_str(value)?;
-                self.writer.write_char('"')
-            } else {
-                write!(self.writer, "{value:?}")
-            }
-        });
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.result.is_err() {
-            return;
-        }
-        self.result = self.name(field).and_then(|()| self.writer.write_str(itoa::Buffer::new().format(value)));
+        self.name(field);
+        self.line.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.result.is_err() {
-            return;
-        }
-        self.result = self.name(field).and_then(|()| self.writer.write_str(itoa::Buffer::new().format(value)));
+        self.name(field);
+        self.line.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if self.result.is_err() {
-            return;
-        }
-        self.result = self.name(field).and_then(|()| self.writer.write_str(if value { "true" } else { "false" }));
+        self.name(field);
+        self.line.push_str(if value { "true" } else { "false" });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.result.is_err() {
-            return;
+        self.name(field);
+        if self.result.is_ok() {
+            self.result = write!(self.line, "{value:?}");
         }
-        self.result = self.name(field).and_then(|()| write!(self.writer, "{value:?}"));
     }
 }
 
