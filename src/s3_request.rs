@@ -154,11 +154,14 @@ pub struct CopySource {
     pub version_id: Option<String>,
 }
 
+/// Made once: every request is checked for it, and a lookup by string parses the name again.
+pub const X_AMZ_COPY_SOURCE: http::HeaderName = http::HeaderName::from_static("x-amz-copy-source");
+
 /// Parse `x-amz-copy-source` (`[/]bucket/key[?versionId=v]`, key percent-encoded). A copy reads
 /// the source, so the proxy must authorize `s3:GetObject` on it too; without this check a
 /// credential could copy out of a bucket it cannot read.
 pub fn copy_source(headers: &HeaderMap) -> Result<Option<CopySource>, ClassifyError> {
-    let Some(value) = headers.get("x-amz-copy-source") else {
+    let Some(value) = headers.get(&X_AMZ_COPY_SOURCE) else {
         return Ok(None);
     };
     let invalid = || ClassifyError::InvalidUri("invalid x-amz-copy-source".to_owned());

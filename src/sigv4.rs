@@ -41,6 +41,10 @@ pub use presign::{is_presigned, is_sigv2_query, presign_query, verify_presigned,
 pub use sign::{host_from_uri, sign_upstream, sign_upstream_for, SignError};
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+/// Header names read on every request, made once: looked up by string, each lookup parsed the
+/// name again.
+pub(crate) const X_AMZ_DATE: http::HeaderName = http::HeaderName::from_static("x-amz-date");
+pub(crate) const X_AMZ_CONTENT_SHA256: http::HeaderName = http::HeaderName::from_static("x-amz-content-sha256");
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 pub const STREAMING_SIGNED: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";

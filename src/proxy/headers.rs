@@ -161,13 +161,13 @@ pub fn add_aws_chunked_encoding(headers: &mut HeaderMap) {
 /// `x-amz-copy-source: /bucket/key` names a client-facing bucket; when its route gives the
 /// upstream another name for it, the upstream must see that name.
 pub fn alias_copy_source(headers: &mut HeaderMap, router: &crate::upstream::Router) {
-    let Some(value) = headers.get("x-amz-copy-source").and_then(|v| v.to_str().ok()) else { return };
+    let Some(value) = headers.get(&crate::s3_request::X_AMZ_COPY_SOURCE).and_then(|v| v.to_str().ok()) else { return };
     let trimmed = value.strip_prefix('/').unwrap_or(value);
     let (raw_bucket, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
     let Ok(bucket) = percent_encoding::percent_decode_str(raw_bucket).decode_utf8() else { return };
     let Some(alias) = router.route(Some(&bucket)).alias.clone() else { return };
     if let Ok(v) = HeaderValue::from_str(&format!("/{alias}/{rest}")) {
-        headers.insert("x-amz-copy-source", v);
+        headers.insert(crate::s3_request::X_AMZ_COPY_SOURCE, v);
     }
 }
 

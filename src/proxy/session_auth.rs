@@ -14,7 +14,7 @@ use crate::error::{S3Error, S3ErrorCode};
 use crate::policy::Policy;
 use crate::session::{SessionClaims, SessionError};
 
-const TOKEN_HEADER: &str = "x-amz-security-token";
+const TOKEN_HEADER: http::HeaderName = http::HeaderName::from_static("x-amz-security-token");
 const TOKEN_PARAM: &str = "X-Amz-Security-Token";
 
 impl Gateway {

@@ -396,7 +396,7 @@ pub(super) fn route(
 fn refine(operation: Op, action: &'static str, query: &[(String, String)], headers: &HeaderMap) -> Route {
     let has = |name: &str| query.iter().any(|(k, _)| k == name);
     let version = has("versionId");
-    let copy = headers.contains_key("x-amz-copy-source");
+    let copy = headers.contains_key(&super::X_AMZ_COPY_SOURCE);
     let (operation, action) = match operation {
         Op::ListObjects if query.iter().any(|(k, v)| k == "list-type" && v == "2") => (Op::ListObjectsV2, action),
         Op::PutObject if copy => (Op::CopyObject, action),

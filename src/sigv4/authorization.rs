@@ -1,12 +1,13 @@
 //! Header auth: `Authorization: AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`.
 
 use http::header::{AUTHORIZATION, DATE, HOST};
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderName, Method};
 use time::OffsetDateTime;
 
 use super::{
     canonical_request, check_all_amz_headers_signed, format_amz_date, parse_amz_date, parse_hex32, parse_http_date,
     signatures_equal, string_to_sign, too_far_apart, PayloadMode, Scope, SigV4Error, Verified, ALGORITHM,
+    X_AMZ_CONTENT_SHA256, X_AMZ_DATE,
 };
 use crate::credentials::SecretKey;
 
@@ -99,7 +100,7 @@ pub(crate) fn parse_authorization(value: &str, service: &str) -> Result<Claim, S
 
 /// The one value of a header as text; `Ok(None)` if absent. Duplicates of headers that carry
 /// auth data are refused rather than guessed at.
-pub(crate) fn single_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, SigV4Error> {
+pub(crate) fn single_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, SigV4Error> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);
@@ -112,9 +113,9 @@ pub(crate) fn single_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Op
 
 /// The request time: `x-amz-date`, or else `Date`, which S3 also accepts.
 fn request_date(headers: &HeaderMap) -> Result<(OffsetDateTime, String), SigV4Error> {
-    let parsed = if let Some(value) = single_header(headers, "x-amz-date")? {
+    let parsed = if let Some(value) = single_header(headers, &X_AMZ_DATE)? {
         parse_amz_date(value)
-    } else if let Some(value) = single_header(headers, DATE.as_str())? {
+    } else if let Some(value) = single_header(headers, &DATE)? {
         parse_http_date(value)
     } else {
         return Err(SigV4Error::MissingSecurityHeader("x-amz-date or Date".to_owned()));
@@ -189,12 +190,12 @@ fn verify_header_auth_with(
     now: OffsetDateTime,
     max_skew: std::time::Duration,
 ) -> Result<Verified, SigV4Error> {
-    let authorization = single_header(req.headers, AUTHORIZATION.as_str())?
+    let authorization = single_header(req.headers, &AUTHORIZATION)?
         .ok_or_else(|| SigV4Error::MissingSecurityHeader("Authorization".to_owned()))?;
     let claim = parse_authorization(authorization, service)?;
 
     let (date, amz_date) = request_date(req.headers)?;
-    let sent = single_header(req.headers, "x-amz-content-sha256")?;
+    let sent = single_header(req.headers, &X_AMZ_CONTENT_SHA256)?;
     let content_sha256 = match (sent, body_sha256) {
         (Some(sent), Some(body)) if !sent.eq_ignore_ascii_case(body) => return Err(SigV4Error::ContentSha256Mismatch),
         (_, Some(body)) => body,

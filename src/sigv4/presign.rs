@@ -123,7 +123,7 @@ pub(crate) fn verify_presigned_for(
     if !req.headers.contains_key(HOST) {
         return Err(SigV4Error::MissingSecurityHeader("host".to_owned()));
     }
-    let content_sha256 = single_header(req.headers, "x-amz-content-sha256")?;
+    let content_sha256 = single_header(req.headers, &super::X_AMZ_CONTENT_SHA256)?;
     let payload = content_sha256.map(PayloadMode::parse).transpose()?;
 
     let secret = lookup(&access_key_id).ok_or(SigV4Error::InvalidAccessKeyId)?;
