@@ -144,7 +144,7 @@ pub fn canonical_request(
         let shown: String = bad.chars().take(64).collect();
         return Err(SigV4Error::AuthorizationHeaderMalformed(format!("invalid signed header name {shown:?}")));
     }
-    let lookup = |out: &mut String, name: &str| {
+    let lookup = |out: &mut String, name: &String| {
         push_canonical_header_value(out, headers, name);
         Ok::<(), std::convert::Infallible>(())
     };
@@ -169,7 +169,7 @@ pub(crate) fn assemble<N: AsRef<str>, E>(
     uri: &str,
     query: &str,
     names: &[N],
-    mut push_value: impl FnMut(&mut String, &str) -> Result<(), E>,
+    mut push_value: impl FnMut(&mut String, &N) -> Result<(), E>,
     payload_hash: &str,
 ) -> Result<String, E> {
     let mut out = String::with_capacity(512 + uri.len() + query.len());
@@ -179,7 +179,7 @@ pub(crate) fn assemble<N: AsRef<str>, E>(
     for name in names {
         out.push_str(name.as_ref());
         out.push(':');
-        push_value(&mut out, name.as_ref())?;
+        push_value(&mut out, name)?;
         out.push('\n');
     }
     out.push('\n');

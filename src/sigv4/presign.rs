@@ -226,7 +226,7 @@ pub fn presign_query(
 
     let names: Vec<&str> = lines.iter().map(|(n, _)| n.as_str()).collect();
     let mut values = lines.iter().map(|(_, v)| v.as_str());
-    let push_value = |out: &mut String, _: &str| {
+    let push_value = |out: &mut String, _: &&str| {
         out.push_str(values.next().unwrap_or_default());
         Ok::<(), std::convert::Infallible>(())
     };

@@ -115,11 +115,12 @@ pub fn sign_upstream_for(
     }
 
     // `keys()` yields each name once; `get_all` below joins repeated headers in order.
-    let mut names: Vec<&str> = parts.headers.keys().map(HeaderName::as_str).filter(|n| !EXCLUDED.contains(n)).collect();
-    names.sort_unstable();
-    let push_value = |out: &mut String, name: &str| {
-        for (i, v) in parts.headers.get_all(name).iter().enumerate() {
-            v.to_str().map_err(|_| SignError::HeaderValue(name.to_owned()))?;
+    // The names themselves, not their text: each value is then found without parsing its name.
+    let mut names: Vec<&HeaderName> = parts.headers.keys().filter(|n| !EXCLUDED.contains(&n.as_str())).collect();
+    names.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+    let push_value = |out: &mut String, name: &&HeaderName| {
+        for (i, v) in parts.headers.get_all(*name).iter().enumerate() {
+            v.to_str().map_err(|_| SignError::HeaderValue(name.to_string()))?;
             if i > 0 {
                 out.push(',');
             }
@@ -130,7 +131,7 @@ pub fn sign_upstream_for(
     let creq = assemble(parts.method.as_str(), parts.uri.path(), &query, &names, push_value, payload_hash)?;
     let key = key_cache::global().get(creds.secret_access_key(), &scope);
     let signature = key.sign(&string_to_sign(amz_date, &scope, &creq));
-    let mut authorization = String::with_capacity(256 + names.iter().map(|n| n.len() + 1).sum::<usize>());
+    let mut authorization = String::with_capacity(256 + names.iter().map(|n| n.as_str().len() + 1).sum::<usize>());
     for part in [ALGORITHM, " Credential=", creds.access_key_id(), "/"] {
         authorization.push_str(part);
     }
@@ -140,7 +141,7 @@ pub fn sign_upstream_for(
         if i > 0 {
             authorization.push(';');
         }
-        authorization.push_str(name);
+        authorization.push_str(name.as_str());
     }
     authorization.push_str(", Signature=");
     crate::sigv4::push_hex(&mut authorization, &signature);
