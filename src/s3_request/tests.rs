@@ -389,3 +389,17 @@ fn headers_that_set_more_than_the_operation_need_their_own_permission() {
     let got = classify(&Method::POST, DOMAIN, "/bkt/k", Some("uploads"), &map, &domains()).expect("create upload");
     assert_eq!(got.also_requires, ["s3:PutObjectAcl"]);
 }
+
+proptest::proptest! {
+    /// The short ways (nothing to encode, nothing to decode) give what the general ones give.
+    #[test]
+    fn keys_encode_and_decode_the_short_way_as_the_general_way(key in "[a-zA-Z0-9/._~ +%-]{0,20}|\\PC{0,8}") {
+        let general: String = utf8_percent_encode(&key, KEY_ENCODE).collect();
+        proptest::prop_assert_eq!(encode_key(&key), general);
+        let decoded_general = percent_encoding::percent_decode_str(&key).decode_utf8().map(|s| s.into_owned());
+        match decode(&key) {
+            Ok(decoded) => proptest::prop_assert_eq!(Ok(decoded), decoded_general.map_err(|_| ())),
+            Err(_) => proptest::prop_assert!(key.contains('%'), "only an escape can be malformed: {:?}", key),
+        }
+    }
+}
