@@ -157,7 +157,7 @@ impl Listener {
     pub async fn serve<H: Handler>(self, handler: H, shutdown: Shutdown) {
         let Listener { tcp, options, drain } = self;
         let (name, grace) = (options.name, options.grace);
-        let http = protocol::Http::new(options.protocol, options.idle_timeout);
+        let http = protocol::Http::new(options.protocol);
         let accepting = accept_loop(tcp, Arc::new(Shared { options, http }), handler, drain.token());
         drain.run(name, accepting, &shutdown, grace).await;
     }

@@ -58,13 +58,12 @@ pub(super) enum Http {
 }
 
 impl Http {
-    pub(super) fn new(protocol: Protocol, idle: Duration) -> Self {
+    pub(super) fn new(protocol: Protocol) -> Self {
+        // No header read timeout of hyper's: `drive` closes an HTTP/1 connection that has had
+        // no request in flight for `idle`, a request head begun and never finished included.
+        // hyper's own timer cost an allocation and a timer set and cleared for every request.
         let mut h1 = http1::Builder::new();
-        h1.timer(TokioTimer::new())
-            .header_read_timeout(idle)
-            .keep_alive(true)
-            .max_header_size(MAX_HEADER_BYTES)
-            .max_buf_size(H1_MAX_BUF);
+        h1.keep_alive(true).max_header_size(MAX_HEADER_BYTES).max_buf_size(H1_MAX_BUF);
         match protocol {
             Protocol::Auto => {
                 let mut h2 = http2::Builder::new(TokioExecutor::new());
@@ -120,15 +119,15 @@ impl Http {
                 let io = TokioIo::new(io);
                 if h2 {
                     let connection = h2_builder.serve_connection(io, svc);
-                    drive(connection, |c| c.graceful_shutdown(), &activity, idle, drain).await;
+                    drive(connection, |c| c.graceful_shutdown(), &activity, idle, drain, Idle::GoAway).await;
                 } else {
                     let connection = h1_builder.serve_connection(io, svc);
-                    drive(connection, |c| c.graceful_shutdown(), &activity, idle, drain).await;
+                    drive(connection, |c| c.graceful_shutdown(), &activity, idle, drain, Idle::Drop).await;
                 }
             }
             Http::Http1(h1) => {
                 let connection = h1.serve_connection(TokioIo::new(io), svc).with_upgrades();
-                drive(connection, |c| c.graceful_shutdown(), &activity, idle, drain).await;
+                drive(connection, |c| c.graceful_shutdown(), &activity, idle, drain, Idle::Drop).await;
             }
         }
     }
@@ -141,15 +140,31 @@ fn keep_alive_ends_on_drain<B>(req: &http::Request<B>) -> bool {
     req.version() < http::Version::HTTP_2 && req.method() != http::Method::CONNECT
 }
 
+/// What becomes of a connection that has had no request in flight for the idle timeout.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Idle {
+    /// HTTP/1: closed at once. Nothing is in flight, but hyper may hold part of a request head
+    /// (a client that began one and stalled), and a graceful shutdown would wait for the rest.
+    Drop,
+    /// HTTP/2: GOAWAY, then it closes.
+    GoAway,
+}
+
 /// Runs one hyper connection, asking it to close (HTTP/1: after the response in flight;
-/// HTTP/2: GOAWAY, then the open streams finish) when it idles or, once the listener drains,
-/// when that cannot cross a request ([`Activity::closable`]; responses meanwhile say
-/// `Connection: close`).
+/// HTTP/2: GOAWAY, then the open streams finish) once the listener drains, when that cannot
+/// cross a request ([`Activity::closable`]; responses meanwhile say `Connection: close`), and
+/// closing it when it idles (see [`Idle`]).
 ///
 /// `close` is each connection type's own `graceful_shutdown`: hyper has no trait for it that
 /// covers an HTTP/1 connection with upgrades.
-async fn drive<C, E>(connection: C, close: impl Fn(Pin<&mut C>), activity: &Activity, idle: Duration, drain: &Token)
-where
+async fn drive<C, E>(
+    connection: C,
+    close: impl Fn(Pin<&mut C>),
+    activity: &Activity,
+    idle: Duration,
+    drain: &Token,
+    on_idle: Idle,
+) where
     C: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
@@ -170,6 +185,9 @@ where
             }
             () = activity.idle_for(idle), if !closing => {
                 tracing::debug!("closing a connection idle for {idle:?}");
+                if on_idle == Idle::Drop {
+                    break Ok(());
+                }
                 closing = true;
                 close(connection.as_mut());
             }
