@@ -70,6 +70,8 @@ const DURATION_BUCKETS: [f64; 16] =
 pub struct Metrics(Arc<Inner>);
 
 struct Inner {
+    /// Tells this instance's counters in a thread's [`REQUEST_COUNTERS`] from another's.
+    id: u64,
     registry: Registry,
     /// Each mode's series of `duration`, `received_bytes` and `sent_bytes`, looked up once:
     /// a lookup by label values hashes them and takes the vector's lock, for every request.
@@ -124,7 +126,9 @@ impl Metrics {
             received_bytes: received_bytes.with_label_values(&[mode.as_str()]),
             sent_bytes: sent_bytes.with_label_values(&[mode.as_str()]),
         });
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let inner = Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             requests: register(
                 r,
                 counter(
@@ -249,6 +253,42 @@ impl Metrics {
         Metrics(Arc::new(inner))
     }
 
+    /// `s3gate_requests_total` for these labels. Each thread keeps the counters it used last:
+    /// the lookup by label values (the action admitted under a lock, the labels hashed, the
+    /// vector's lock) came on every request, for the few series a thread keeps counting.
+    fn requests_counter(&self, mode: Mode, action: &str, class: &'static str) -> IntCounter {
+        let m = &self.0;
+        let at_hand = REQUEST_COUNTERS.with(|c| {
+            c.try_borrow()
+                .ok()?
+                .iter()
+                .find(|k| k.id == m.id && k.mode == mode && k.class == class && k.action == action)
+                .map(|k| k.counter.clone())
+        });
+        if let Some(counter) = at_hand {
+            return counter;
+        }
+        let admitted = m.actions.admit(action, is_iam_action);
+        let counter = m.requests.with_label_values(&[mode.as_str(), admitted, class]);
+        if admitted == action {
+            REQUEST_COUNTERS.with(|c| {
+                if let Ok(mut c) = c.try_borrow_mut() {
+                    if c.len() >= REQUEST_COUNTERS_PER_THREAD {
+                        c.clear();
+                    }
+                    c.push(RequestCounter {
+                        id: m.id,
+                        mode,
+                        action: action.to_owned(),
+                        class,
+                        counter: counter.clone(),
+                    });
+                }
+            });
+        }
+        counter
+    }
+
     /// One answered request. `action` is the IAM action (`s3:GetObject`); anything that is not
     /// shaped like one is counted as `unknown`.
     pub fn request_finished(
@@ -260,10 +300,8 @@ impl Metrics {
         bytes_in: u64,
         bytes_out: u64,
     ) {
-        let m = &self.0;
-        let series = &m.by_mode[mode as usize];
-        let action = m.actions.admit(action, is_iam_action);
-        m.requests.with_label_values(&[mode.as_str(), action, status_class(status)]).inc();
+        let series = &self.0.by_mode[mode as usize];
+        self.requests_counter(mode, action, status_class(status)).inc();
         series.duration.observe(duration.as_secs_f64());
         series.received_bytes.inc_by(bytes_in);
         series.sent_bytes.inc_by(bytes_out);
@@ -441,6 +479,23 @@ impl LabelValues {
         }
         UNKNOWN
     }
+}
+
+/// How many request counters each thread keeps at hand: more than the actions and status
+/// classes a busy thread sees in a while; past it, the thread starts over.
+const REQUEST_COUNTERS_PER_THREAD: usize = 64;
+
+/// A counter of `s3gate_requests_total` a thread used, with its labels.
+struct RequestCounter {
+    id: u64,
+    mode: Mode,
+    action: String,
+    class: &'static str,
+    counter: IntCounter,
+}
+
+thread_local! {
+    static REQUEST_COUNTERS: std::cell::RefCell<Vec<RequestCounter>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// One mode's per-request series.

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{Metrics, Mode};
+use super::{Metrics, Mode, REQUEST_COUNTERS_PER_THREAD};
 
 /// The exposition as `series -> value` (`name{labels}` exactly as written), and its comments.
 pub(crate) struct Exposition {
@@ -258,4 +258,37 @@ fn sts_labels_take_only_declared_roles_known_actions_and_codes() {
     let text = m.render();
     let series = text.lines().filter(|l| l.starts_with("s3gate_session_requests_total{")).count();
     assert!(series <= 256 + 3, "the role label is capped: {series} series");
+}
+
+/// The counters a thread keeps at hand count into their own instance, under their own labels,
+/// however many series a thread has seen.
+#[test]
+fn request_counters_at_hand_count_where_they_belong() {
+    std::thread::spawn(|| {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        for _ in 0..3 {
+            a.request_finished(Mode::Endpoint, "s3:GetObject", 200, Duration::ZERO, 0, 0);
+        }
+        b.request_finished(Mode::Endpoint, "s3:GetObject", 200, Duration::ZERO, 0, 0);
+        a.request_finished(Mode::Forward, "s3:GetObject", 200, Duration::ZERO, 0, 0);
+        a.request_finished(Mode::Endpoint, "s3:GetObject", 404, Duration::ZERO, 0, 0);
+        a.request_finished(Mode::Endpoint, "s3:PutObject", 200, Duration::ZERO, 0, 0);
+        // More series than a thread keeps at hand, then the first again.
+        for i in 0..(REQUEST_COUNTERS_PER_THREAD + 5) {
+            a.request_finished(Mode::Endpoint, &format!("s3:Made{i}"), 200, Duration::ZERO, 0, 0);
+        }
+        a.request_finished(Mode::Endpoint, "s3:GetObject", 200, Duration::ZERO, 0, 0);
+        let series = |mode: &str, action: &str, class: &str| {
+            format!(r#"s3gate_requests_total{{action="{action}",mode="{mode}",status_class="{class}"}}"#)
+        };
+        let (ea, eb) = (parse(&a.render()), parse(&b.render()));
+        assert_eq!(ea.value(&series("endpoint", "s3:GetObject", "2xx")), "4");
+        assert_eq!(eb.value(&series("endpoint", "s3:GetObject", "2xx")), "1");
+        assert_eq!(ea.value(&series("forward", "s3:GetObject", "2xx")), "1");
+        assert_eq!(ea.value(&series("endpoint", "s3:GetObject", "4xx")), "1");
+        assert_eq!(ea.value(&series("endpoint", "s3:PutObject", "2xx")), "1");
+        assert_eq!(ea.value(&series("endpoint", "s3:Made0", "2xx")), "1");
+    })
+    .join()
+    .expect("thread");
 }
