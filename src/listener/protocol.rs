@@ -2,9 +2,10 @@
 //! listener drains.
 //!
 //! The same bounds hold whichever HTTP a listener speaks: a request head of at most
-//! [`MAX_HEADER_BYTES`] and [`MAX_HEADERS`](super::MAX_HEADERS) fields, and a connection with no request in flight
-//! closed after its idle timeout. A request counts as in flight from the moment its head is read
-//! until its response body has been sent, so a long download is never taken for idleness.
+//! [`MAX_HEADER_BYTES`] and [`MAX_HEADERS`](super::MAX_HEADERS) fields, and a connection with
+//! no request in flight closed after its idle timeout. A request counts as in flight from the
+//! moment its head is read until its response body has been sent, so a long download is never
+//! taken for idleness.
 
 use std::convert::Infallible;
 use std::future::Future;

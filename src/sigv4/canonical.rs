@@ -220,7 +220,9 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn the_short_way_to_a_canonical_uri_agrees_with_the_general_one(path in "[a-zA-Z0-9/._~%+ -]{0,24}|/\\PC{0,12}") {
+        fn the_short_way_to_a_canonical_uri_agrees_with_the_general_one(
+            path in "[a-zA-Z0-9/._~%+ -]{0,24}|/\\PC{0,12}",
+        ) {
             proptest::prop_assert_eq!(canonical_uri(&path), general_canonical_uri(&path));
         }
     }
