@@ -2,6 +2,7 @@
 //! go, and the credentials they are signed with.
 
 pub mod assume;
+pub mod pool;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -9,10 +10,7 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::Credentials;
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::Mutex;
 
 use crate::body::Body;
@@ -34,13 +32,11 @@ pub enum UpstreamError {
 /// a key that dies in flight.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
-
 pub struct Upstream {
-    /// One pool per serving thread (`listener::workers`), and one for every other thread at
-    /// index 0: a pooled connection is driven by the thread that opened it, so a request must
-    /// take one of its own thread's, or each of its reads and writes wakes another thread.
-    clients: Box<[HttpClient]>,
+    /// Connections kept per serving thread (`listener::workers`), and for every other thread at
+    /// index 0: a connection is driven by the thread that opened it, so a request must take one
+    /// of its own thread's, or each of its reads and writes wakes another thread.
+    pool: pool::Pool,
     /// Regions learned from the upstream's redirects, by bucket.
     learned_regions: std::sync::RwLock<std::collections::HashMap<String, String>>,
     /// Whether any region was ever learned: until then no request takes the lock, which every
@@ -90,15 +86,8 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let clients = (0..=crate::listener::workers::count())
-            .map(|_| {
-                Client::builder(TokioExecutor::new())
-                    .pool_timer(TokioTimer::new())
-                    .pool_idle_timeout(Duration::from_secs(50))
-                    .pool_max_idle_per_host(256)
-                    .build(connector.clone())
-            })
-            .collect();
+        // A list of connections per serving thread, and one for other threads.
+        let pool = pool::Pool::new(connector, crate::listener::workers::count() + 1);
         let scheme = cfg.url.scheme().cloned().unwrap_or(http::uri::Scheme::HTTPS);
         let host = cfg.url.host().unwrap_or_default().to_owned();
         let port = cfg.url.port_u16();
@@ -123,7 +112,7 @@ impl Upstream {
             }
         };
         Ok(Self {
-            clients,
+            pool,
             learned_regions: Default::default(),
             any_learned: Default::default(),
             authority,
@@ -285,12 +274,8 @@ impl Upstream {
         Ok(creds)
     }
 
-    pub async fn send(
-        &self,
-        req: http::Request<Body>,
-    ) -> Result<http::Response<Incoming>, hyper_util::client::legacy::Error> {
-        let at = crate::listener::workers::index().min(self.clients.len() - 1);
-        self.clients[at].request(req).await
+    pub async fn send(&self, req: http::Request<Body>) -> Result<http::Response<Incoming>, pool::SendError> {
+        self.pool.send(req).await
     }
 }
 
