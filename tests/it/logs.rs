@@ -85,7 +85,10 @@ async fn trace_logs_hold_no_secret_signature_or_presigned_query() {
     }
     let text = log.join("\n");
     assert!(text.contains("s3gate::access"), "the requests were logged at all");
-    assert!(text.lines().count() > 20, "trace logging was on");
+    // Trace level was on: its lines are there (the upstream connections' among them), so the
+    // checks below ran over the most verbose log s3gate writes.
+    let traced = text.lines().filter(|l| l.contains(" TRACE ")).count();
+    assert!(traced >= 5, "trace logging was on: {traced} TRACE lines in\n{text}");
     for secret in [CLIENT_SECRET, STORE_SECRET, "X-Amz-Signature", "X-Amz-Credential", "Signature="] {
         assert!(!text.contains(secret), "the log contains {secret:?}");
     }
