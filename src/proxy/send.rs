@@ -1,6 +1,6 @@
-//! Phase 5, forward: the request signed for the route's upstream and sent by the pooled
-//! client, within the upstream's time to answer; a bodiless request redirected to the bucket's
-//! real region is signed again for it and retried once.
+//! Phase 5, forward: the request signed for the route's upstream and sent on a kept
+//! connection (`upstream::pool`), within the upstream's time to answer; a bodiless request
+//! redirected to the bucket's real region is signed again for it and retried once.
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
