@@ -80,8 +80,10 @@ impl Pool {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (mut tx, reused) = match self.checkout(at, scheme, authority) {
-                Some(tx) if attempt < MAX_ATTEMPTS => {
+            // The last attempt goes on a new connection, leaving the kept ones where they are.
+            let kept = if attempt < MAX_ATTEMPTS { self.checkout(at, scheme, authority) } else { None };
+            let (mut tx, reused) = match kept {
+                Some(tx) => {
                     tracing::trace!(%authority, "reusing a kept upstream connection");
                     (tx, true)
                 }
@@ -289,6 +291,40 @@ mod tests {
         }
         assert_eq!((accepted_a.load(Ordering::SeqCst), accepted_b.load(Ordering::SeqCst)), (1, 1));
         assert_eq!(pool.kept(), [2]);
+    }
+
+    /// The upstream closes a kept connection just as a request is put on it: hyper hands the
+    /// request back unsent, and it goes again on a new connection.
+    #[tokio::test]
+    async fn a_request_put_on_a_connection_closed_under_it_goes_again() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (close_tx, mut close_rx) = tokio::sync::mpsc::unbounded_channel::<tokio::sync::oneshot::Sender<()>>();
+        tokio::spawn(async move {
+            // First connection: one answer, then closed when the test says so.
+            let (mut first, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let _ = first.read(&mut buf).await.unwrap();
+            first.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.unwrap();
+            let closed = close_rx.recv().await.unwrap();
+            drop(first);
+            closed.send(()).unwrap();
+            // Second connection: answers whatever comes.
+            let (mut second, _) = listener.accept().await.unwrap();
+            let _ = second.read(&mut buf).await.unwrap();
+            second.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nagain").await.unwrap();
+            let _ = second.read(&mut buf).await;
+        });
+        let pool = pool();
+        assert_eq!(get(&pool, &url).await.unwrap(), "ok");
+        assert_eq!(pool.kept(), [1]);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        close_tx.send(tx).unwrap();
+        rx.await.unwrap();
+        // The close has not reached the kept connection's task yet: the request is put on it.
+        assert_eq!(get(&pool, &url).await.unwrap(), "again");
     }
 
     #[tokio::test]
