@@ -447,40 +447,23 @@ mod tests {
     /// connection each.
     #[tokio::test]
     async fn each_serving_thread_keeps_its_own_upstream_connections() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::atomic::Ordering;
         use std::sync::Arc;
 
         use crate::listener::workers;
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((sock, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(|_req| async {
-                        Ok::<_, std::convert::Infallible>(http::Response::new(crate::body::full("ok")))
-                    });
-                    let io = hyper_util::rt::TokioIo::new(sock);
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
-                });
-            }
-        });
-        let up = Arc::new(upstream(&format!("http://127.0.0.1:{port}"), UpstreamAddressing::Path));
+        let (url, accepted) = pool::tests::origin(None).await;
+        let up = Arc::new(upstream(&url, UpstreamAddressing::Path));
         let threads = workers::count();
         let mut requests_on = vec![0usize; threads + 1];
         // Jobs go to the serving threads in turn, shared with other tests running at the same
         // time, so which thread a request lands on is read back rather than assumed.
         for _ in 0..100 * threads {
             let (tx, rx) = tokio::sync::oneshot::channel();
-            let up = up.clone();
+            let (up, url) = (up.clone(), url.clone());
             workers::spawn(Box::new(move || {
                 Box::pin(async move {
-                    let req = http::Request::get(format!("http://127.0.0.1:{port}/b/k"))
-                        .body(crate::body::empty())
-                        .expect("request");
+                    let req = http::Request::get(format!("{url}/b/k")).body(crate::body::empty()).expect("request");
                     let body = match up.send(req).await {
                         Ok(resp) => http_body_util::BodyExt::collect(resp.into_body()).await.ok().map(|b| b.to_bytes()),
                         Err(_) => None,

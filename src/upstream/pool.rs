@@ -186,7 +186,7 @@ fn origin_form(uri: &Uri) -> Uri {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
-mod tests {
+pub(super) mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
@@ -194,7 +194,7 @@ mod tests {
 
     /// An HTTP/1 origin on 127.0.0.1 answering `ok`; counts its connections. `close_after`: it
     /// closes a connection once it has been idle that long.
-    async fn origin(close_after: Option<Duration>) -> (String, Arc<AtomicUsize>) {
+    pub(crate) async fn origin(close_after: Option<Duration>) -> (String, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let accepted = Arc::new(AtomicUsize::new(0));
