@@ -24,13 +24,8 @@ pub const HEADERS: &[&str] = &[
 /// responses. Each pass over the names finds one listed header, removed by its static name.
 pub fn remove(headers: &mut HeaderMap) {
     if names_unlisted(headers) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok())
-            .collect();
+        let named: Vec<HeaderName> =
+            connection_tokens(headers).filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok()).collect();
         for n in named {
             headers.remove(n);
         }
@@ -40,15 +35,21 @@ pub fn remove(headers: &mut HeaderMap) {
     }
 }
 
+/// The tokens of every `Connection` header, trimmed, empty ones left out, in any case.
+pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 /// Whether `Connection` names a header other than the listed ones (`close` names none).
 fn names_unlisted(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| {
-        v.as_bytes().split(|b| *b == b',').map(<[u8]>::trim_ascii).any(|token| {
-            !token.is_empty()
-                && !token.eq_ignore_ascii_case(b"close")
-                && !HEADERS.iter().any(|h| token.eq_ignore_ascii_case(h.as_bytes()))
-        })
-    })
+    connection_tokens(headers)
+        .any(|token| !token.eq_ignore_ascii_case("close") && !HEADERS.iter().any(|h| token.eq_ignore_ascii_case(h)))
 }
 
 /// The listed name equal to `name`. A `match` (by length, then bytes) rather than a walk of

@@ -45,16 +45,10 @@ pub const FORWARDED_UNSIGNED: &[&str] = &[
 /// and [`FORWARDED_UNSIGNED`], minus hop-by-hop, auth and the ones each payload mode rewrites.
 pub fn forwardable(client: &HeaderMap, signed: &[String]) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(upstream_capacity(client.len()));
-    let named_in_connection: Vec<String> = client
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .collect();
+    let named_in_connection = |n: &str| crate::hop_by_hop::connection_tokens(client).any(|c| c.eq_ignore_ascii_case(n));
     for (name, value) in client {
         let n = name.as_str();
-        if crate::hop_by_hop::is_hop_by_hop(n) || REPLACED.contains(&n) || named_in_connection.iter().any(|c| c == n) {
+        if crate::hop_by_hop::is_hop_by_hop(n) || REPLACED.contains(&n) || named_in_connection(n) {
             continue;
         }
         if !FORWARDED_UNSIGNED.contains(&n) && !signed.iter().any(|s| s == n) {
