@@ -33,7 +33,7 @@ pub fn authorization_header(value: &str) -> Result<AuthorizationFields, SigV4Err
     Ok(AuthorizationFields {
         access_key_id: claim.access_key_id,
         scope: claim.scope,
-        signed_headers: claim.signed_headers,
+        signed_headers: claim.signed_headers.iter().map(str::to_owned).collect(),
         signature: claim.signature,
     })
 }

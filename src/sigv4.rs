@@ -33,7 +33,7 @@ use zeroize::Zeroizing;
 
 #[cfg(feature = "fuzzing")]
 pub(crate) use authorization::parse_authorization;
-pub use authorization::{verify_header_auth, verify_service_auth};
+pub use authorization::{verify_header_auth, verify_service_auth, SignedHeaders};
 pub use canonical::{canonical_query, canonical_request, canonical_uri};
 pub use chunked::{ChunkSigning, ChunkedDecoder, Decoded};
 pub use payload::{PayloadHash, PayloadMode};
@@ -91,35 +91,77 @@ pub enum SigV4Error {
 }
 
 /// The credential scope: `YYYYMMDD/region/service/aws4_request`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Held as that one string (with where its parts end) rather than a string per part: a small
+/// request makes two scopes, one each way, and compares each with the signing keys at hand.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Scope {
-    pub date: String,
-    pub region: String,
-    pub service: String,
+    /// `20130524/us-east-1/s3/aws4_request`
+    text: String,
+    /// Where the date and the region end in `text` (each at a `/`).
+    date_end: usize,
+    region_end: usize,
 }
 
+/// What ends every scope.
+const SCOPE_TERMINATOR: &str = "/aws4_request";
+
 impl Scope {
+    /// The scope of `date` (`YYYYMMDD`), `region` and `service`. None of them may hold a `/`;
+    /// the callers take them from a parsed credential or from s3gate's own settings.
+    pub fn new(date: &str, region: &str, service: &str) -> Self {
+        let mut text = String::with_capacity(date.len() + region.len() + service.len() + 2 + SCOPE_TERMINATOR.len());
+        for (i, part) in [date, region, service].into_iter().enumerate() {
+            if i > 0 {
+                text.push('/');
+            }
+            text.push_str(part);
+        }
+        text.push_str(SCOPE_TERMINATOR);
+        Self { text, date_end: date.len(), region_end: date.len() + 1 + region.len() }
+    }
+
     /// Scope for S3 at the given time (used when minting signatures).
     pub fn s3(now: OffsetDateTime, region: &str) -> Self {
         let amz_date = format_amz_date(now);
-        Self { date: amz_date[..8].to_owned(), region: region.to_owned(), service: "s3".to_owned() }
+        Self::new(&amz_date[..8], region, "s3")
+    }
+
+    pub fn date(&self) -> &str {
+        &self.text[..self.date_end]
+    }
+
+    pub fn region(&self) -> &str {
+        &self.text[self.date_end + 1..self.region_end]
+    }
+
+    pub fn service(&self) -> &str {
+        &self.text[self.region_end + 1..self.text.len() - SCOPE_TERMINATOR.len()]
     }
 
     /// `20130524/us-east-1/s3/aws4_request`, as it appears in the string to sign.
-    pub fn to_string_scope(&self) -> String {
-        let mut out = String::with_capacity(self.date.len() + self.region.len() + self.service.len() + 16);
-        self.push_to(&mut out);
-        out
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 
-    /// Appends the scope to `out`: signing builds its strings by appending, which costs a
-    /// fraction of `format!`'s machinery on a path every request takes twice.
+    /// The scope as an owned string (`Credential=` of a presigned URL, the chunk signer's).
+    pub fn to_string_scope(&self) -> String {
+        self.text.clone()
+    }
+
+    /// Appends the scope to `out`.
     pub fn push_to(&self, out: &mut String) {
-        for part in [&self.date, &self.region, &self.service] {
-            out.push_str(part);
-            out.push('/');
-        }
-        out.push_str("aws4_request");
+        out.push_str(&self.text);
+    }
+}
+
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("date", &self.date())
+            .field("region", &self.region())
+            .field("service", &self.service())
+            .finish()
     }
 }
 
@@ -133,9 +175,9 @@ impl SigningKey {
         let mut k_secret = Zeroizing::new(Vec::with_capacity(4 + secret.len()));
         k_secret.extend_from_slice(b"AWS4");
         k_secret.extend_from_slice(secret.as_bytes());
-        let k_date = Zeroizing::new(hmac_sha256(&k_secret, scope.date.as_bytes()));
-        let k_region = Zeroizing::new(hmac_sha256(&*k_date, scope.region.as_bytes()));
-        let k_service = Zeroizing::new(hmac_sha256(&*k_region, scope.service.as_bytes()));
+        let k_date = Zeroizing::new(hmac_sha256(&k_secret, scope.date().as_bytes()));
+        let k_region = Zeroizing::new(hmac_sha256(&*k_date, scope.region().as_bytes()));
+        let k_service = Zeroizing::new(hmac_sha256(&*k_region, scope.service().as_bytes()));
         Self(Zeroizing::new(hmac_sha256(&*k_service, b"aws4_request")))
     }
 
@@ -153,14 +195,57 @@ impl fmt::Debug for SigningKey {
 /// `AWS4-HMAC-SHA256\n<amz_date>\n<scope>\n<hex sha256(canonical request)>`.
 pub fn string_to_sign(amz_date: &str, scope: &Scope, canonical_request: &str) -> String {
     let mut out = String::with_capacity(ALGORITHM.len() + amz_date.len() + 48 + 64 + 3);
+    push_string_to_sign(&mut out, amz_date, scope, canonical_request);
+    out
+}
+
+fn push_string_to_sign(out: &mut String, amz_date: &str, scope: &Scope, canonical_request: &str) {
     out.push_str(ALGORITHM);
     out.push('\n');
     out.push_str(amz_date);
     out.push('\n');
-    scope.push_to(&mut out);
+    scope.push_to(out);
     out.push('\n');
-    push_hex(&mut out, &Sha256::digest(canonical_request.as_bytes()).into());
-    out
+    push_hex(out, &Sha256::digest(canonical_request.as_bytes()).into());
+}
+
+/// Canonical requests and strings to sign above this size are not kept for the next request.
+const SCRATCH_KEPT: usize = 16 * 1024;
+
+/// The signature, under `key`, of the canonical request that `write` appends to the string
+/// it is given. Every request signs twice (the client's signature checked, the upstream's
+/// made), and each time built two strings only to hash them: they are built in two buffers
+/// each thread keeps instead.
+pub(crate) fn signature_of<E>(
+    key: &SigningKey,
+    amz_date: &str,
+    scope: &Scope,
+    write: impl FnOnce(&mut String) -> Result<(), E>,
+) -> Result<[u8; 32], E> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<(String, String)> = const { std::cell::RefCell::new((String::new(), String::new())) };
+    }
+    let sign = |creq: &mut String, sts: &mut String| {
+        creq.clear();
+        sts.clear();
+        write(creq)?;
+        push_string_to_sign(sts, amz_date, scope, creq);
+        let signature = key.sign(sts);
+        for buffer in [creq, sts] {
+            if buffer.capacity() > SCRATCH_KEPT {
+                *buffer = String::new();
+            }
+        }
+        Ok(signature)
+    };
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buffers) => {
+            let (creq, sts) = &mut *buffers;
+            sign(creq, sts)
+        }
+        // Only if `write` itself signed something.
+        Err(_) => sign(&mut String::new(), &mut String::new()),
+    })
 }
 
 /// Constant-time comparison, so that response timing does not reveal how many leading bytes of
@@ -183,7 +268,7 @@ pub struct Verified {
     pub presigned: bool,
     /// The headers the signature covers, lower case. Only these (and a short list of standard
     /// headers S3 accepts unsigned) are forwarded: see `proxy::headers::forwardable`.
-    pub signed_headers: Vec<String>,
+    pub signed_headers: SignedHeaders,
 }
 
 /// By hand so that a `{:?}` of a verified request cannot put its signature in a log.
@@ -328,7 +413,10 @@ const BOUND_UNLISTED: &[&str] = &["x-amz-content-sha256", "x-amz-date"];
 /// Without this, whoever holds a presigned PUT URL, or replays a captured request within the
 /// skew window, could add `x-amz-copy-source`, `x-amz-acl` or `x-amz-tagging` and have
 /// s3gate's own upstream signature vouch for them.
-pub(crate) fn check_all_amz_headers_signed(headers: &http::HeaderMap, signed: &[String]) -> Result<(), SigV4Error> {
+pub(crate) fn check_all_amz_headers_signed(
+    headers: &http::HeaderMap,
+    signed: &SignedHeaders,
+) -> Result<(), SigV4Error> {
     let mut unsigned: Vec<String> = headers
         .keys()
         .map(http::HeaderName::as_str)

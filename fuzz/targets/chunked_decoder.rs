@@ -25,7 +25,7 @@ struct Setup {
 impl Setup {
     fn decoder(self) -> ChunkedDecoder {
         let signing = if self.signed {
-            let scope = Scope { date: "20130524".into(), region: "us-east-1".into(), service: "s3".into() };
+            let scope = Scope::new("20130524", "us-east-1", "s3");
             let key = SigningKey::derive(SECRET, &scope);
             ChunkSigning::Signed { key, scope, amz_date: AMZ_DATE.into(), seed_signature: [7; 32] }
         } else {

@@ -40,7 +40,7 @@ pub fn run(input: &[u8]) {
     let parsed = authorization_header(value);
     if let Ok(fields) = &parsed {
         assert!(fields.signed_headers.iter().any(|h| h.eq_ignore_ascii_case("host")));
-        assert_eq!(fields.scope.service, "s3");
+        assert_eq!(fields.scope.service(), "s3");
         let again = authorization_header(&write(fields));
         assert_eq!(again.as_ref(), Ok(fields), "re-written as {:?}", write(fields));
     }

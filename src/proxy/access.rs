@@ -93,8 +93,8 @@ pub fn client_regions(config: &Config) -> Vec<String> {
 /// is not valid here. The error names the region to use (`expected`) as S3's does, in the
 /// message and in `<Region>`, where SDKs that follow S3's hint find the region to sign for.
 pub fn region_served(regions: &[String], expected: &str, verified: &Verified) -> Result<(), S3Error> {
-    let region = &verified.scope.region;
-    if regions.contains(region) {
+    let region = verified.scope.region();
+    if regions.iter().any(|r| r == region) {
         return Ok(());
     }
     let error = if verified.presigned {

@@ -3,6 +3,7 @@
 use http::header::{self, HeaderMap, HeaderValue};
 
 use crate::error::{S3Error, S3ErrorCode};
+use crate::sigv4::SignedHeaders;
 
 /// The client's own authentication, replaced by s3gate's upstream signature; `expect` because
 /// s3gate already answered the client's 100-continue; `content-length` because each payload
@@ -43,7 +44,7 @@ pub const FORWARDED_UNSIGNED: &[&str] = &[
 
 /// The client's headers that go upstream: those its signature covers (`signed`, lower case)
 /// and [`FORWARDED_UNSIGNED`], minus hop-by-hop, auth and the ones each payload mode rewrites.
-pub fn forwardable(client: &HeaderMap, signed: &[String]) -> HeaderMap {
+pub fn forwardable(client: &HeaderMap, signed: &SignedHeaders) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(upstream_capacity(client.len()));
     let named_in_connection = |n: &str| crate::hop_by_hop::connection_tokens(client).any(|c| c.eq_ignore_ascii_case(n));
     for (name, value) in client {
@@ -181,7 +182,7 @@ mod tests {
         let values: Vec<_> = copy.get_all("x-amz-meta-a").iter().collect();
         assert_eq!(values, ["1", "2"]);
         assert!(copy.capacity() >= upstream_capacity(h.len()), "{}", copy.capacity());
-        let out = forwardable(&h, &["host", "x-amz-meta-a"].map(String::from));
+        let out = forwardable(&h, &SignedHeaders::of(&["host", "x-amz-meta-a"]));
         assert!(out.capacity() >= 24, "room for signing and for the answer's headers: {}", out.capacity());
     }
 
@@ -194,7 +195,7 @@ mod tests {
         h.insert("x-amz-meta-a", HeaderValue::from_static("b"));
         h.insert("range", HeaderValue::from_static("bytes=0-1"));
         h.insert("expect", HeaderValue::from_static("100-continue"));
-        let signed = ["host", "x-amz-meta-a", "x-private", "connection", "expect"].map(String::from);
+        let signed = SignedHeaders::of(&["host", "x-amz-meta-a", "x-private", "connection", "expect"]);
         let out = forwardable(&h, &signed);
         assert_eq!(out.len(), 2);
         assert!(out.contains_key("x-amz-meta-a") && out.contains_key("range"));
@@ -214,7 +215,7 @@ mod tests {
         ] {
             h.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
         }
-        let out = forwardable(&h, &["host".to_owned(), "x-amz-meta-a".to_owned()]);
+        let out = forwardable(&h, &SignedHeaders::parse("host;x-amz-meta-a").expect("a list"));
         let mut names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
         assert_eq!(names, ["content-md5", "content-type", "if-match", "x-amz-meta-a"]);

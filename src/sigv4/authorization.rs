@@ -5,9 +5,9 @@ use http::{HeaderMap, HeaderName, Method};
 use time::OffsetDateTime;
 
 use super::{
-    canonical_request, check_all_amz_headers_signed, format_amz_date, parse_amz_date, parse_hex32, parse_http_date,
-    signatures_equal, string_to_sign, too_far_apart, PayloadMode, Scope, SigV4Error, Verified, ALGORITHM,
-    X_AMZ_CONTENT_SHA256, X_AMZ_DATE,
+    canonical::write_canonical_request, check_all_amz_headers_signed, format_amz_date, parse_amz_date, parse_hex32,
+    parse_http_date, signature_of, signatures_equal, too_far_apart, PayloadMode, Scope, SigV4Error, Verified,
+    ALGORITHM, X_AMZ_CONTENT_SHA256, X_AMZ_DATE,
 };
 use crate::credentials::SecretKey;
 
@@ -15,7 +15,7 @@ use crate::credentials::SecretKey;
 pub(crate) struct Claim {
     pub access_key_id: String,
     pub scope: Scope,
-    pub signed_headers: Vec<String>,
+    pub signed_headers: SignedHeaders,
     pub signature: [u8; 32],
 }
 
@@ -41,27 +41,51 @@ pub(crate) fn parse_credential(value: &str, service: &str) -> Result<(String, Sc
     if terminator != "aws4_request" {
         return Err("credential must end in aws4_request".to_owned());
     }
-    let scope = Scope { date: date.to_owned(), region: region.to_owned(), service: svc.to_owned() };
+    // The scope is the credential past the access key id, kept as it stands.
+    let scope = Scope::new(date, region, svc);
     Ok((akid.to_owned(), scope))
 }
 
-/// `host;range;x-amz-date` -> names. `host` is mandatory: without it a signature could be
-/// replayed against another bucket's virtual host.
-pub(crate) fn parse_signed_headers(value: &str) -> Result<Vec<String>, String> {
-    let names: Vec<String> = value.split(';').map(str::to_owned).collect();
-    if names.iter().any(String::is_empty) {
-        return Err("SignedHeaders has an empty name".to_owned());
-    }
-    if !names.iter().any(|n| n.eq_ignore_ascii_case("host")) {
-        return Err("SignedHeaders must include host".to_owned());
-    }
-    Ok(names)
-}
+/// The `SignedHeaders` list, `host;range;x-amz-date`, kept as the one string it was sent as
+/// (a small request's three names were a list and three strings, made and freed per request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedHeaders(String);
 
-/// In place: the names and the list keep their allocations.
-pub(crate) fn lowercase(mut names: Vec<String>) -> Vec<String> {
-    names.iter_mut().for_each(|n| n.make_ascii_lowercase());
-    names
+impl SignedHeaders {
+    /// `host` is mandatory: without it a signature could be replayed against another bucket's
+    /// virtual host.
+    pub(crate) fn parse(value: &str) -> Result<Self, String> {
+        let list = Self(value.to_owned());
+        if list.iter().any(str::is_empty) {
+            return Err("SignedHeaders has an empty name".to_owned());
+        }
+        if !list.iter().any(|n| n.eq_ignore_ascii_case("host")) {
+            return Err("SignedHeaders must include host".to_owned());
+        }
+        Ok(list)
+    }
+
+    /// A list of `names` as given, unchecked, for tests that build odd lists.
+    #[cfg(test)]
+    pub(crate) fn of(names: &[impl AsRef<str>]) -> Self {
+        Self(names.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(";"))
+    }
+
+    /// The names in the order they were listed.
+    pub fn iter(&self) -> std::str::Split<'_, char> {
+        self.0.split(';')
+    }
+
+    /// The list as sent, names joined by `;`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// In place: the list keeps its allocation.
+    pub(crate) fn lowercase(mut self) -> Self {
+        self.0.make_ascii_lowercase();
+        self
+    }
 }
 
 fn malformed(reason: impl Into<String>) -> SigV4Error {
@@ -93,7 +117,7 @@ pub(crate) fn parse_authorization(value: &str, service: &str) -> Result<Claim, S
     let signed = signed.ok_or_else(|| malformed("missing SignedHeaders"))?;
     let signature = signature.ok_or_else(|| malformed("missing Signature"))?;
     let (access_key_id, scope) = parse_credential(credential, service).map_err(malformed)?;
-    let signed_headers = parse_signed_headers(signed).map_err(malformed)?;
+    let signed_headers = SignedHeaders::parse(signed).map_err(malformed)?;
     let signature = parse_hex32(signature).ok_or_else(|| malformed("Signature must be 64 hex digits"))?;
     Ok(Claim { access_key_id, scope, signed_headers, signature })
 }
@@ -206,7 +230,7 @@ fn verify_header_auth_with(
         return Err(SigV4Error::MissingSecurityHeader("host".to_owned()));
     }
     let payload = PayloadMode::parse(content_sha256)?;
-    if claim.scope.date != amz_date[..8] {
+    if claim.scope.date() != &amz_date[..8] {
         return Err(malformed("the credential date does not match the request date"));
     }
 
@@ -215,18 +239,12 @@ fn verify_header_auth_with(
         return Err(SigV4Error::RequestTimeTooSkewed);
     }
 
-    let creq = canonical_request(
-        req.method.as_str(),
-        req.raw_path,
-        req.raw_query,
-        req.headers,
-        &claim.signed_headers,
-        content_sha256,
-        false,
-    )?;
     let cache = super::key_cache::global();
     let found = cache.find(secret.expose(), &claim.scope);
-    let signature = found.key.sign(&string_to_sign(&amz_date, &claim.scope, &creq));
+    let signature = signature_of(&found.key, &amz_date, &claim.scope, |creq| {
+        let (method, path, query) = (req.method.as_str(), req.raw_path, req.raw_query);
+        write_canonical_request(creq, method, path, query, req.headers, &claim.signed_headers, content_sha256, false)
+    })?;
     if !signatures_equal(&signature, &claim.signature) {
         return Err(SigV4Error::SignatureDoesNotMatch);
     }
@@ -243,7 +261,7 @@ fn verify_header_auth_with(
         signing_key,
         payload,
         presigned: false,
-        signed_headers: lowercase(claim.signed_headers),
+        signed_headers: claim.signed_headers.lowercase(),
     })
 }
 

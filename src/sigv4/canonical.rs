@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use http::HeaderMap;
 use percent_encoding::{percent_decode_str, percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::SigV4Error;
+use super::{SigV4Error, SignedHeaders};
 
 /// Everything except the RFC 3986 unreserved characters is escaped, `/` included: SigV4's
 /// rule for query names and values.
@@ -19,13 +19,13 @@ const PATH_SET: &AsciiSet = &QUERY_SET.remove(b'/');
 
 /// Canonical URI: the raw path percent-decoded once, then every byte outside the unreserved set
 /// and `/` escaped with uppercase hex. No normalization: `//` and `..` are kept.
-pub fn canonical_uri(raw_path: &str) -> String {
+pub fn canonical_uri(raw_path: &str) -> Cow<'_, str> {
     // Most keys need no escaping at all: then decoding and encoding change nothing, and the
     // path is its own canonical form (two per request, one each way, went through `fmt`).
     if !raw_path.is_empty() && raw_path.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b)) {
-        return raw_path.to_owned();
+        return Cow::Borrowed(raw_path);
     }
-    general_canonical_uri(raw_path)
+    Cow::Owned(general_canonical_uri(raw_path))
 }
 
 fn general_canonical_uri(raw_path: &str) -> String {
@@ -134,57 +134,86 @@ pub fn canonical_request(
     raw_path: &str,
     raw_query: Option<&str>,
     headers: &HeaderMap,
-    signed_headers: &[String],
+    signed_headers: &SignedHeaders,
     payload_hash: &str,
     exclude_signature_param: bool,
 ) -> Result<String, SigV4Error> {
-    if signed_headers.is_empty() {
+    let mut out = String::new();
+    write_canonical_request(
+        &mut out,
+        method,
+        raw_path,
+        raw_query,
+        headers,
+        signed_headers,
+        payload_hash,
+        exclude_signature_param,
+    )?;
+    Ok(out)
+}
+
+/// [`canonical_request`] appended to `out`: verification writes it to a buffer each thread
+/// keeps (see [`super::signature_of`]), as it hashes it at once.
+#[allow(clippy::too_many_arguments)] // `canonical_request`'s, and where to write
+pub(crate) fn write_canonical_request(
+    out: &mut String,
+    method: &str,
+    raw_path: &str,
+    raw_query: Option<&str>,
+    headers: &HeaderMap,
+    signed_headers: &SignedHeaders,
+    payload_hash: &str,
+    exclude_signature_param: bool,
+) -> Result<(), SigV4Error> {
+    if signed_headers.as_str().is_empty() {
         return Err(SigV4Error::AuthorizationHeaderMalformed("no signed headers".to_owned()));
     }
     if let Some(bad) = signed_headers.iter().find(|h| !is_header_name(h)) {
         let shown: String = bad.chars().take(64).collect();
         return Err(SigV4Error::AuthorizationHeaderMalformed(format!("invalid signed header name {shown:?}")));
     }
-    let lookup = |out: &mut String, name: &String| {
+    let lookup = |out: &mut String, name: &&str| {
         push_canonical_header_value(out, headers, name);
         Ok::<(), std::convert::Infallible>(())
     };
-    let Ok(creq) = assemble(
+    let Ok(()) = assemble(
+        out,
         method,
         &canonical_uri(raw_path),
         &canonical_query(raw_query.unwrap_or(""), exclude_signature_param),
-        signed_headers,
+        signed_headers.iter(),
         lookup,
         payload_hash,
     );
-    Ok(creq)
+    Ok(())
 }
 
-/// Puts the parts together in the order SigV4 fixes, each signed header's value written by
-/// `push_value` straight into the request (no string per header line). Shared by verification
-/// (values from a `HeaderMap`), upstream signing and `presign_query` (values as strings).
-/// `names` are the signed headers in the order given; they are joined with `;` for the
-/// signed-headers line.
+/// Puts the parts together in the order SigV4 fixes, appended to `out`, each signed header's
+/// value written by `push_value` straight into the request (no string per header line). Shared
+/// by verification (values from a `HeaderMap`), upstream signing and `presign_query` (values as
+/// strings). `names` are the signed headers in the order given; they are joined with `;` for
+/// the signed-headers line.
 pub(crate) fn assemble<N: AsRef<str>, E>(
+    out: &mut String,
     method: &str,
     uri: &str,
     query: &str,
-    names: &[N],
+    names: impl Iterator<Item = N> + Clone,
     mut push_value: impl FnMut(&mut String, &N) -> Result<(), E>,
     payload_hash: &str,
-) -> Result<String, E> {
-    let mut out = String::with_capacity(512 + uri.len() + query.len());
+) -> Result<(), E> {
+    out.reserve(512 + uri.len() + query.len());
     for part in [method, "\n", uri, "\n", query, "\n"] {
         out.push_str(part);
     }
-    for name in names {
+    for name in names.clone() {
         out.push_str(name.as_ref());
         out.push(':');
-        push_value(&mut out, name)?;
+        push_value(out, &name)?;
         out.push('\n');
     }
     out.push('\n');
-    for (i, name) in names.iter().enumerate() {
+    for (i, name) in names.enumerate() {
         if i > 0 {
             out.push(';');
         }
@@ -192,7 +221,7 @@ pub(crate) fn assemble<N: AsRef<str>, E>(
     }
     out.push('\n');
     out.push_str(payload_hash);
-    Ok(out)
+    Ok(())
 }
 
 /// An RFC 9110 token: what a header name may contain.
@@ -256,7 +285,7 @@ mod tests {
         headers.append("x-multi", HeaderValue::from_static("  b   c  "));
         headers.append("x-multi", HeaderValue::from_static("a"));
         headers.insert("x-tab", HeaderValue::from_static("a\tb"));
-        let signed: Vec<String> = ["host", "x-missing", "X-Multi", "x-tab"].iter().map(|s| s.to_string()).collect();
+        let signed = SignedHeaders::of(&["host", "x-missing", "X-Multi", "x-tab"]);
         let creq = canonical_request("GET", "/", None, &headers, &signed, "UNSIGNED-PAYLOAD", false);
         assert_eq!(
             creq.unwrap(),
@@ -289,7 +318,7 @@ mod tests {
     #[test]
     fn rejects_empty_or_invalid_signed_headers() {
         let headers = HeaderMap::new();
-        for signed in [vec![], vec!["host".to_owned(), "bad name".to_owned()]] {
+        for signed in [SignedHeaders::of(&[""; 0]), SignedHeaders::of(&["host", "bad name"])] {
             let r = canonical_request("GET", "/", None, &headers, &signed, "x", false);
             assert!(matches!(r, Err(SigV4Error::AuthorizationHeaderMalformed(_))));
         }

@@ -26,26 +26,18 @@ const CAPACITY: usize = 4096;
 /// changed under the same access key id (a reload) never returns a wrong key.
 struct Entry {
     secret: Zeroizing<String>,
-    date: String,
-    region: String,
-    service: String,
+    scope: Scope,
     key: SigningKey,
 }
 
 impl Entry {
     fn new(secret: &str, scope: &Scope, key: &SigningKey) -> Self {
-        Self {
-            secret: Zeroizing::new(secret.to_owned()),
-            date: scope.date.clone(),
-            region: scope.region.clone(),
-            service: scope.service.clone(),
-            key: key.clone(),
-        }
+        Self { secret: Zeroizing::new(secret.to_owned()), scope: scope.clone(), key: key.clone() }
     }
 
     fn matches(&self, secret: &str, scope: &Scope) -> bool {
         let same_secret: bool = self.secret.as_bytes().ct_eq(secret.as_bytes()).into();
-        same_secret && self.date == scope.date && self.region == scope.region && self.service == scope.service
+        same_secret && self.scope == *scope
     }
 }
 
@@ -166,7 +158,7 @@ impl KeyCache {
     /// The process-random hasher keeps the table's layout from telling anything about the
     /// secrets; the entry's own comparison decides.
     fn slot(&self, secret: &str, scope: &Scope) -> u64 {
-        self.hasher.hash_one((secret, &scope.date, &scope.region, &scope.service))
+        self.hasher.hash_one((secret, scope.as_str()))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry, BuildHasherDefault<Slot>>> {
@@ -198,7 +190,7 @@ mod tests {
     use super::*;
 
     fn scope(date: &str, region: &str) -> Scope {
-        Scope { date: date.to_owned(), region: region.to_owned(), service: "s3".to_owned() }
+        Scope::new(date, region, "s3")
     }
 
     fn bytes(key: &SigningKey) -> [u8; 32] {
@@ -220,7 +212,7 @@ mod tests {
     fn each_part_of_the_scope_and_the_secret_gives_its_own_key() {
         let cache = KeyCache::default();
         let base = scope("20130524", "us-east-1");
-        let other_service = Scope { service: "sts".to_owned(), ..base.clone() };
+        let other_service = Scope::new("20130524", "us-east-1", "sts");
         let cases = [
             ("secret", base.clone()),
             ("secret2", base.clone()),

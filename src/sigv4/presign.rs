@@ -5,14 +5,14 @@ use http::header::HOST;
 use percent_encoding::percent_decode_str;
 use time::OffsetDateTime;
 
-use super::authorization::{lowercase, parse_credential, parse_signed_headers, single_header, Request};
+use super::authorization::{parse_credential, single_header, Request, SignedHeaders};
 use super::canonical::{
-    assemble, canonical_request, canonical_uri, encode_query_bytes, join_params, push_trimmed, raw_params,
+    assemble, canonical_uri, encode_query_bytes, join_params, push_trimmed, raw_params, write_canonical_request,
 };
 use super::{
-    check_all_amz_headers_signed, format_amz_date, parse_amz_date, parse_hex32, signatures_equal, string_to_sign,
-    too_far_apart, PayloadMode, Scope, SigV4Error, SigningKey, Verified, ALGORITHM, MAX_PRESIGN_EXPIRES,
-    UNSIGNED_PAYLOAD,
+    check_all_amz_headers_signed, format_amz_date, parse_amz_date, parse_hex32, signature_of, signatures_equal,
+    string_to_sign, too_far_apart, PayloadMode, Scope, SigV4Error, SigningKey, Verified, ALGORITHM,
+    MAX_PRESIGN_EXPIRES, UNSIGNED_PAYLOAD,
 };
 use crate::credentials::SecretKey;
 
@@ -108,7 +108,7 @@ pub(crate) fn verify_presigned_for(
     }
     let (access_key_id, scope) = parse_credential(&credential, service).map_err(query_error)?;
     let date = parse_amz_date(&amz_date).ok_or_else(|| query_error("X-Amz-Date must be YYYYMMDDTHHMMSSZ"))?;
-    if scope.date != amz_date[..8] {
+    if scope.date() != &amz_date[..8] {
         return Err(query_error("the credential date does not match X-Amz-Date"));
     }
     let limit = max_expires.min(MAX_PRESIGN_EXPIRES).as_secs();
@@ -118,7 +118,7 @@ pub(crate) fn verify_presigned_for(
         .ok()
         .filter(|e| *e <= limit)
         .ok_or_else(|| query_error(format!("X-Amz-Expires must be between 0 and {limit}")))?;
-    let signed_headers = parse_signed_headers(&signed).map_err(query_error)?;
+    let signed_headers = SignedHeaders::parse(&signed).map_err(query_error)?;
     let claimed = parse_hex32(&signature).ok_or_else(|| query_error("X-Amz-Signature must be 64 hex"))?;
     if !req.headers.contains_key(HOST) {
         return Err(SigV4Error::MissingSecurityHeader("host".to_owned()));
@@ -136,18 +136,21 @@ pub(crate) fn verify_presigned_for(
         return Err(SigV4Error::RequestExpired);
     }
 
-    let creq = canonical_request(
-        req.method.as_str(),
-        req.raw_path,
-        Some(raw_query),
-        req.headers,
-        &signed_headers,
-        content_sha256.unwrap_or(UNSIGNED_PAYLOAD),
-        true,
-    )?;
     let cache = super::key_cache::global();
     let found = cache.find(secret.expose(), &scope);
-    let computed = found.key.sign(&string_to_sign(&amz_date, &scope, &creq));
+    let computed = signature_of(&found.key, &amz_date, &scope, |creq| {
+        let (method, payload) = (req.method.as_str(), content_sha256.unwrap_or(UNSIGNED_PAYLOAD));
+        write_canonical_request(
+            creq,
+            method,
+            req.raw_path,
+            Some(raw_query),
+            req.headers,
+            &signed_headers,
+            payload,
+            true,
+        )
+    })?;
     if !signatures_equal(&computed, &claimed) {
         return Err(SigV4Error::SignatureDoesNotMatch);
     }
@@ -164,7 +167,7 @@ pub(crate) fn verify_presigned_for(
         signing_key,
         payload: payload.unwrap_or(PayloadMode::Unsigned),
         presigned: true,
-        signed_headers: lowercase(signed_headers),
+        signed_headers: signed_headers.lowercase(),
     })
 }
 
@@ -230,8 +233,10 @@ pub fn presign_query(
         out.push_str(values.next().unwrap_or_default());
         Ok::<(), std::convert::Infallible>(())
     };
-    let Ok(creq) =
-        assemble(method, &canonical_uri(raw_path), &join_params(&sorted), &names, push_value, UNSIGNED_PAYLOAD);
+    let mut creq = String::new();
+    let uri = canonical_uri(raw_path);
+    let Ok(()) =
+        assemble(&mut creq, method, &uri, &join_params(&sorted), names.iter().copied(), push_value, UNSIGNED_PAYLOAD);
     let signature = SigningKey::derive(secret, &scope).sign(&string_to_sign(&amz_date, &scope, &creq));
     params.push((AUTH_PARAMS[5].to_owned(), hex::encode(signature)));
 

@@ -28,7 +28,7 @@ use percent_encoding::percent_decode_str;
 use time::OffsetDateTime;
 
 use super::canonical::{assemble, canonical_uri, encode_component, join_params, push_trimmed};
-use super::{format_amz_date_uncached, key_cache, string_to_sign, PayloadMode, Scope, ALGORITHM};
+use super::{format_amz_date_uncached, key_cache, signature_of, PayloadMode, Scope, ALGORITHM};
 
 /// Why an outgoing request could not be signed. These are s3gate's faults or a request it
 /// should not forward, never the client's credentials, hence a type apart from `SigV4Error`.
@@ -105,7 +105,7 @@ pub fn sign_upstream_for(
     }
     let date_value = amz_date_value(time);
     let amz_date = date_value.to_str().map_err(|_| SignError::HeaderValue("x-amz-date".into()))?;
-    let scope = Scope { date: amz_date[..8].to_owned(), region: region.to_owned(), service: service.to_owned() };
+    let scope = Scope::new(&amz_date[..8], region, service);
     parts.headers.insert(HeaderName::from_static("x-amz-date"), date_value.clone());
     parts.headers.insert(HeaderName::from_static("x-amz-content-sha256"), payload_hash_value(payload_hash)?);
     if let Some(token) = creds.session_token() {
@@ -128,9 +128,11 @@ pub fn sign_upstream_for(
         }
         Ok(())
     };
-    let creq = assemble(parts.method.as_str(), parts.uri.path(), &query, &names, push_value, payload_hash)?;
     let key = key_cache::global().get(creds.secret_access_key(), &scope);
-    let signature = key.sign(&string_to_sign(amz_date, &scope, &creq));
+    let signature = signature_of(&key, amz_date, &scope, |creq| {
+        let (method, path) = (parts.method.as_str(), parts.uri.path());
+        assemble(creq, method, path, &query, names.iter().copied(), push_value, payload_hash)
+    })?;
     let mut authorization = String::with_capacity(256 + names.iter().map(|n| n.as_str().len() + 1).sum::<usize>());
     for part in [ALGORITHM, " Credential=", creds.access_key_id(), "/"] {
         authorization.push_str(part);
@@ -145,8 +147,9 @@ pub fn sign_upstream_for(
     }
     authorization.push_str(", Signature=");
     crate::sigv4::push_hex(&mut authorization, &signature);
-    let mut value =
-        HeaderValue::from_str(&authorization).map_err(|_| SignError::HeaderValue("authorization".into()))?;
+    // The string becomes the value's storage: no copy.
+    let mut value = HeaderValue::from_maybe_shared(bytes::Bytes::from(authorization))
+        .map_err(|_| SignError::HeaderValue("authorization".into()))?;
     value.set_sensitive(true);
     parts.headers.insert(http::header::AUTHORIZATION, value);
     Ok(())
@@ -216,10 +219,11 @@ pub fn host_from_uri(uri: &Uri) -> Option<HeaderValue> {
 /// that (no query, path already canonical: the usual GET or PUT of an object), so that it is
 /// not rebuilt.
 fn s3_encoded_uri(uri: &Uri) -> Result<Option<(Uri, String)>, SignError> {
-    let mut path_and_query = canonical_uri(uri.path());
-    if uri.query().is_none() && path_and_query == uri.path() {
+    let path = canonical_uri(uri.path());
+    if uri.query().is_none() && path == uri.path() {
         return Ok(None);
     }
+    let mut path_and_query = path.into_owned();
     let mut separator = '?';
     let mut pairs = Vec::new();
     for param in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {

@@ -112,7 +112,7 @@ fn verify_signature(
     if date_time > now && sigv4::too_far_apart(date_time, now, max_skew) {
         return Err(SigV4Error::RequestTimeTooSkewed.into());
     }
-    let scope = Scope { date: date.to_owned(), region: region.to_owned(), service: "s3".to_owned() };
+    let scope = Scope::new(date, region, "s3");
     let computed = SigningKey::derive(secret.expose(), &scope).sign(policy_b64);
     if !sigv4::signatures_equal(&computed, &claimed) {
         return Err(SigV4Error::SignatureDoesNotMatch.into());

@@ -216,7 +216,7 @@ fn for_request_picks_the_mode_from_the_payload() {
         signing_key: SigningKey::derive(DOCS_SECRET, &scope),
         payload: PayloadMode::Unsigned,
         presigned: false,
-        signed_headers: vec!["host".into()],
+        signed_headers: crate::sigv4::SignedHeaders::parse("host").unwrap(),
     };
     assert!(ChunkedDecoder::for_request(&verified).is_none());
     verified.payload = PayloadMode::StreamingUnsignedTrailer;

@@ -43,7 +43,7 @@ fn minted_urls_round_trip() {
     assert!(verified.presigned);
     assert_eq!(verified.payload, PayloadMode::Unsigned);
     assert_eq!(verified.access_key_id, DOCS_AKID);
-    assert_eq!(verified.scope.region, "eu-west-1");
+    assert_eq!(verified.scope.region(), "eu-west-1");
     assert_eq!(hex::encode(verified.seed_signature), query.rsplit_once('=').unwrap().1);
 }
 

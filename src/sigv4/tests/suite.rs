@@ -183,11 +183,7 @@ fn context(ctx: &Value, body: &[u8]) -> Context {
         time::OffsetDateTime::parse(ctx["timestamp"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
             .unwrap();
     let amz_date = format_amz_date(time);
-    let scope = Scope {
-        date: amz_date[..8].to_owned(),
-        region: ctx["region"].as_str().unwrap().to_owned(),
-        service: ctx["service"].as_str().unwrap().to_owned(),
-    };
+    let scope = Scope::new(&amz_date[..8], ctx["region"].as_str().unwrap(), ctx["service"].as_str().unwrap());
     let payload = if ctx["sign_body"] == true { sha256_hex(body) } else { EMPTY_SHA256.to_owned() };
     let creds = &ctx["credentials"];
     let pair = [(creds["access_key_id"].as_str().unwrap(), creds["secret_access_key"].as_str().unwrap())];
@@ -219,6 +215,7 @@ fn v4_header_case(case: &str, dir: &str, json: &Value, request: &RawRequest) {
     signed.dedup();
     let augmented = RawRequest { headers, ..request.clone() };
     let map = augmented.header_map();
+    let signed = crate::sigv4::SignedHeaders::of(&signed);
     let creq =
         canonical_request(&request.method, &request.path, request.query.as_deref(), &map, &signed, &ctx.payload, false)
             .unwrap();
@@ -233,7 +230,7 @@ fn v4_header_case(case: &str, dir: &str, json: &Value, request: &RawRequest) {
     }
     let m = method(&signed_request);
     let now = at(&ctx.amz_date);
-    let result = verify_header_auth_for(&ctx.scope.service, &signed_request.request(&m, &map), &ctx.lookup, now, SKEW);
+    let result = verify_header_auth_for(ctx.scope.service(), &signed_request.request(&m, &map), &ctx.lookup, now, SKEW);
     if case == "post-sts-header-after" {
         // The session token is added after signing: the signature is right (checked above),
         // but S3 refuses an unsigned x-amz-* header, and so does s3gate.
@@ -253,7 +250,7 @@ fn v4_query_case(case: &str, dir: &str, json: &Value) {
     let query = signed_request.query.clone().unwrap();
     let signed_list =
         query.split('&').find_map(|p| p.strip_prefix("X-Amz-SignedHeaders=")).unwrap().replace("%3B", ";");
-    let signed: Vec<String> = signed_list.split(';').map(str::to_owned).collect();
+    let signed = crate::sigv4::SignedHeaders::of(&signed_list.split(';').collect::<Vec<_>>());
     let token_after_signing = case == "post-sts-header-after";
     let signed_query = if token_after_signing {
         query.split('&').filter(|p| !p.starts_with("X-Amz-Security-Token=")).collect::<Vec<_>>().join("&")
@@ -274,7 +271,7 @@ fn v4_query_case(case: &str, dir: &str, json: &Value) {
 
     let now = at(&ctx.amz_date);
     let result =
-        verify_presigned_for(&ctx.scope.service, &signed_request.request(&m, &map), &ctx.lookup, now, SKEW, WEEK);
+        verify_presigned_for(ctx.scope.service(), &signed_request.request(&m, &map), &ctx.lookup, now, SKEW, WEEK);
     if token_after_signing {
         assert_eq!(result.unwrap_err(), SigV4Error::SignatureDoesNotMatch, "{case}");
     } else {
