@@ -289,3 +289,13 @@ fn only_a_verified_scope_is_kept_for_reuse() {
     let verified = verify(&get_object(GET_OBJECT_AUTH)).unwrap();
     assert!(crate::sigv4::key_cache::global().holds(DOCS_SECRET, &verified.scope));
 }
+
+proptest::proptest! {
+    #[test]
+    fn signed_header_names_are_what_split_gives(list in "[a-z;-]{0,24}|;*|\\PC{0,12}") {
+        let signed = SignedHeaders::of(&[list.as_str()]);
+        let by_hand: Vec<&str> = signed.iter().collect();
+        let by_split: Vec<&str> = list.split(';').collect();
+        proptest::prop_assert_eq!(by_hand, by_split);
+    }
+}
