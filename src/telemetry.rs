@@ -2,6 +2,8 @@
 
 mod line;
 
+pub use line::Addr;
+
 use std::cell::RefCell;
 use std::io::{self, Write};
 use std::sync::Arc;

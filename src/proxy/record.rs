@@ -155,7 +155,7 @@ impl Drop for Finish {
         tracing::info!(
             target: "s3gate::access",
             request_id = %ctx.request_id,
-            client = %ctx.client,
+            client = %crate::telemetry::Addr(&ctx.client),
             access_key_id = ctx.access_key_id.as_deref().unwrap_or("-"),
             method = %ctx.method,
             operation,
