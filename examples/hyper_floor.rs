@@ -4,23 +4,24 @@
 //!
 //! One current-thread tokio runtime per serving thread, each accepting on its own
 //! `SO_REUSEPORT` listener, serving connections with hyper's HTTP/1 server and forwarding every
-//! request as it came, head and streamed body, through its own pooled hyper-util client; the
-//! answer goes back the same way. `docs/benchmarks.md` compares it with nginx and s3gate on the
+//! request as it came, head and streamed body, over its own upstream connections (hyper's
+//! connection API, kept in a list per thread and the last ready one taken, as s3gate's
+//! `upstream/pool.rs` does); the answer goes back the same way. `docs/benchmarks.md` compares it with nginx and s3gate on the
 //! 4 KiB GET load of `bench/run.sh`: whatever this costs per request, s3gate cannot cost less.
 //!
 //! ```sh
 //! cargo run --release --example hyper_floor -- 127.0.0.1:19040 127.0.0.1:19001 [threads]
 //! ```
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
 use hyper::body::{Bytes, Incoming};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 
 type Body = UnsyncBoxBody<Bytes, hyper::Error>;
 
@@ -55,34 +56,53 @@ async fn serve(listen: SocketAddr, origin: String) {
     socket.set_reuseaddr(true).expect("SO_REUSEADDR");
     socket.bind(listen).expect("bind");
     let listener = socket.listen(1024).expect("listen");
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    let client: Client<HttpConnector, Body> =
-        Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build(http);
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         let _ = stream.set_nodelay(true);
-        let (client, origin) = (client.clone(), origin.clone());
+        let origin = origin.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| forward(client.clone(), origin.clone(), req));
+            let svc = hyper::service::service_fn(move |req| forward(origin.clone(), req));
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
         });
     }
 }
 
-async fn forward(
-    client: Client<HttpConnector, Body>,
-    origin: String,
-    req: http::Request<Incoming>,
-) -> Result<http::Response<Body>, Infallible> {
+thread_local! {
+    /// This thread's upstream connections: busy ones stay listed and are ready again once
+    /// their answer has been read.
+    static KEPT: RefCell<Vec<SendRequest<Body>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The last kept connection that is ready for a request, or a new one.
+async fn checkout(origin: &str) -> Option<SendRequest<Body>> {
+    let kept = KEPT.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        kept.retain(|c| !c.is_closed());
+        let at = kept.iter().rposition(SendRequest::is_ready)?;
+        Some(kept.swap_remove(at))
+    });
+    if kept.is_some() {
+        return kept;
+    }
+    let stream = tokio::net::TcpStream::connect(origin).await.ok()?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
+    tokio::spawn(conn);
+    Some(sender)
+}
+
+async fn forward(origin: String, req: http::Request<Incoming>) -> Result<http::Response<Body>, Infallible> {
     let (mut parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    parts.uri = match format!("http://{origin}{path}").parse() {
+    parts.uri = match parts.uri.path_and_query().map_or(Ok("/".parse().expect("a path")), |p| p.as_str().parse()) {
         Ok(uri) => uri,
         Err(_) => return Ok(status(http::StatusCode::BAD_REQUEST)),
     };
-    let req = http::Request::from_parts(parts, body.boxed_unsync());
-    Ok(match client.request(req).await {
+    let Some(mut sender) = checkout(&origin).await else {
+        return Ok(status(http::StatusCode::BAD_GATEWAY));
+    };
+    let sent = sender.send_request(http::Request::from_parts(parts, body.boxed_unsync())).await;
+    KEPT.with(|kept| kept.borrow_mut().push(sender));
+    Ok(match sent {
         Ok(resp) => resp.map(|b| b.boxed_unsync()),
         Err(_) => status(http::StatusCode::BAD_GATEWAY),
     })
