@@ -45,6 +45,7 @@ pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// name again.
 pub(crate) const X_AMZ_DATE: http::HeaderName = http::HeaderName::from_static("x-amz-date");
 pub(crate) const X_AMZ_CONTENT_SHA256: http::HeaderName = http::HeaderName::from_static("x-amz-content-sha256");
+pub(crate) const X_AMZ_SECURITY_TOKEN: http::HeaderName = http::HeaderName::from_static("x-amz-security-token");
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 pub const STREAMING_SIGNED: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";

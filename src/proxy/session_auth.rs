@@ -13,8 +13,8 @@ use super::Gateway;
 use crate::error::{S3Error, S3ErrorCode};
 use crate::policy::Policy;
 use crate::session::{SessionClaims, SessionError};
+use crate::sigv4::X_AMZ_SECURITY_TOKEN as TOKEN_HEADER;
 
-const TOKEN_HEADER: http::HeaderName = http::HeaderName::from_static("x-amz-security-token");
 const TOKEN_PARAM: &str = "X-Amz-Security-Token";
 
 impl Gateway {

@@ -114,7 +114,7 @@ impl Gateway {
     /// The s3gate credential that signed a GetSessionToken or AssumeRole. Temporary
     /// credentials may not ask for more: a session must not outlive or widen itself.
     fn sts_caller(&self, parts: &http::request::Parts, body: &[u8]) -> Result<String, StsError> {
-        if parts.headers.contains_key("x-amz-security-token") {
+        if parts.headers.contains_key(crate::sigv4::X_AMZ_SECURITY_TOKEN) {
             return Err(StsError::access_denied("Temporary credentials cannot call this action."));
         }
         if !parts.headers.contains_key(header::AUTHORIZATION) {

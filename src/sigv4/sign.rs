@@ -28,7 +28,10 @@ use percent_encoding::percent_decode_str;
 use time::OffsetDateTime;
 
 use super::canonical::{assemble, canonical_uri, encode_component, join_params, push_trimmed};
-use super::{format_amz_date_uncached, key_cache, signature_of, PayloadMode, Scope, ALGORITHM};
+use super::{
+    format_amz_date_uncached, key_cache, signature_of, PayloadMode, Scope, ALGORITHM, X_AMZ_CONTENT_SHA256, X_AMZ_DATE,
+    X_AMZ_SECURITY_TOKEN,
+};
 
 /// Why an outgoing request could not be signed. These are s3gate's faults or a request it
 /// should not forward, never the client's credentials, hence a type apart from `SigV4Error`.
@@ -106,12 +109,12 @@ pub fn sign_upstream_for(
     let date_value = amz_date_value(time);
     let amz_date = date_value.to_str().map_err(|_| SignError::HeaderValue("x-amz-date".into()))?;
     let scope = Scope::new(&amz_date[..8], region, service);
-    parts.headers.insert(HeaderName::from_static("x-amz-date"), date_value.clone());
-    parts.headers.insert(HeaderName::from_static("x-amz-content-sha256"), payload_hash_value(payload_hash)?);
+    parts.headers.insert(X_AMZ_DATE, date_value.clone());
+    parts.headers.insert(X_AMZ_CONTENT_SHA256, payload_hash_value(payload_hash)?);
     if let Some(token) = creds.session_token() {
-        let mut value = visible(token, "x-amz-security-token")?;
+        let mut value = visible(token, X_AMZ_SECURITY_TOKEN.as_str())?;
         value.set_sensitive(true);
-        parts.headers.insert(HeaderName::from_static("x-amz-security-token"), value);
+        parts.headers.insert(X_AMZ_SECURITY_TOKEN, value);
     }
 
     // `keys()` yields each name once; `get_all` below joins repeated headers in order.
