@@ -149,11 +149,6 @@ impl Scope {
     pub fn to_string_scope(&self) -> String {
         self.text.clone()
     }
-
-    /// Appends the scope to `out`.
-    pub fn push_to(&self, out: &mut String) {
-        out.push_str(&self.text);
-    }
 }
 
 impl fmt::Debug for Scope {
@@ -205,7 +200,7 @@ fn push_string_to_sign(out: &mut String, amz_date: &str, scope: &Scope, canonica
     out.push('\n');
     out.push_str(amz_date);
     out.push('\n');
-    scope.push_to(out);
+    out.push_str(scope.as_str());
     out.push('\n');
     push_hex(out, &Sha256::digest(canonical_request.as_bytes()).into());
 }

@@ -41,7 +41,6 @@ pub(crate) fn parse_credential(value: &str, service: &str) -> Result<(String, Sc
     if terminator != "aws4_request" {
         return Err("credential must end in aws4_request".to_owned());
     }
-    // The scope is the credential past the access key id, kept as it stands.
     let scope = Scope::new(date, region, svc);
     Ok((akid.to_owned(), scope))
 }

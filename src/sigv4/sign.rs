@@ -140,7 +140,7 @@ pub fn sign_upstream_for(
     for part in [ALGORITHM, " Credential=", creds.access_key_id(), "/"] {
         authorization.push_str(part);
     }
-    scope.push_to(&mut authorization);
+    authorization.push_str(scope.as_str());
     authorization.push_str(", SignedHeaders=");
     for (i, name) in names.iter().enumerate() {
         if i > 0 {
