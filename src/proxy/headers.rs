@@ -46,10 +46,14 @@ pub const FORWARDED_UNSIGNED: &[&str] = &[
 /// and [`FORWARDED_UNSIGNED`], minus hop-by-hop, auth and the ones each payload mode rewrites.
 pub fn forwardable(client: &HeaderMap, signed: &SignedHeaders) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(upstream_capacity(client.len()));
-    let named_in_connection = |n: &str| crate::hop_by_hop::connection_tokens(client).any(|c| c.eq_ignore_ascii_case(n));
+    // Read once, not once per header; empty (no allocation) when the client sent no `Connection`.
+    let named: Vec<&str> = crate::hop_by_hop::connection_tokens(client).collect();
     for (name, value) in client {
         let n = name.as_str();
-        if crate::hop_by_hop::is_hop_by_hop(n) || REPLACED.contains(&n) || named_in_connection(n) {
+        if crate::hop_by_hop::is_hop_by_hop(n)
+            || REPLACED.contains(&n)
+            || named.iter().any(|c| c.eq_ignore_ascii_case(n))
+        {
             continue;
         }
         if !FORWARDED_UNSIGNED.contains(&n) && !signed.iter().any(|s| s == n) {
