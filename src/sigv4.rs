@@ -208,6 +208,11 @@ fn push_string_to_sign(out: &mut String, amz_date: &str, scope: &Scope, canonica
 /// Canonical requests and strings to sign above this size are not kept for the next request.
 const SCRATCH_KEPT: usize = 16 * 1024;
 
+thread_local! {
+    /// [`signature_of`]'s canonical request and string to sign.
+    static SCRATCH: std::cell::RefCell<(String, String)> = const { std::cell::RefCell::new((String::new(), String::new())) };
+}
+
 /// The signature, under `key`, of the canonical request that `write` appends to the string
 /// it is given. Every request signs twice (the client's signature checked, the upstream's
 /// made), and each time built two strings only to hash them: they are built in two buffers
@@ -218,9 +223,6 @@ pub(crate) fn signature_of<E>(
     scope: &Scope,
     write: impl FnOnce(&mut String) -> Result<(), E>,
 ) -> Result<[u8; 32], E> {
-    thread_local! {
-        static SCRATCH: std::cell::RefCell<(String, String)> = const { std::cell::RefCell::new((String::new(), String::new())) };
-    }
     let sign = |creq: &mut String, sts: &mut String| {
         creq.clear();
         sts.clear();

@@ -222,3 +222,29 @@ mod readers {
         }
     }
 }
+
+#[test]
+fn signatures_made_in_the_threads_buffers_are_those_of_fresh_strings_and_large_buffers_go() {
+    let scope = Scope::s3(at("20130524T000000Z"), "us-east-1");
+    let key = SigningKey::derive(DOCS_SECRET, &scope);
+    let capacities = || SCRATCH.with(|s| (s.borrow().0.capacity(), s.borrow().1.capacity()));
+    for creq in ["GET\n/k\n\nhost:h\n\nhost\nUNSIGNED-PAYLOAD".to_owned(), "x".repeat(4 * SCRATCH_KEPT)] {
+        let ours = signature_of(&key, "20130524T000000Z", &scope, |out| {
+            out.push_str(&creq);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        let fresh = key.sign(&string_to_sign("20130524T000000Z", &scope, &creq));
+        assert_eq!(ours, Ok(fresh));
+        let (kept_creq, kept_sts) = capacities();
+        assert!(kept_creq <= SCRATCH_KEPT && kept_sts <= SCRATCH_KEPT, "{kept_creq} {kept_sts}");
+    }
+    // A small request's buffers stay for the next one.
+    let Ok(_) = signature_of(&key, "20130524T000000Z", &scope, |out| {
+        out.push_str("GET\n/\n\nhost:h\n\nhost\nUNSIGNED-PAYLOAD");
+        Ok::<(), std::convert::Infallible>(())
+    });
+    let (kept_creq, kept_sts) = capacities();
+    assert!(kept_creq > 0 && kept_sts > 0, "{kept_creq} {kept_sts}");
+    // A write that fails leaves its error, and no signature.
+    assert_eq!(signature_of(&key, "20130524T000000Z", &scope, |_| Err("refused")), Err("refused"));
+}
