@@ -61,12 +61,18 @@ struct Kept {
 /// One upstream's connections, a list per serving thread (and one for other threads).
 pub struct Pool {
     connector: HttpsConnector<HttpConnector>,
-    threads: Box<[Mutex<Vec<Kept>>]>,
+    threads: Box<[List]>,
 }
+
+/// A thread's list, alone on its cache lines. Side by side, two threads' lists shared a line,
+/// and each request locks its list twice: every lock moved the line from the other core, which
+/// made each thread slower the more the other one served.
+#[repr(align(128))]
+struct List(Mutex<Vec<Kept>>);
 
 impl Pool {
     pub fn new(connector: HttpsConnector<HttpConnector>, lists: usize) -> Self {
-        Self { connector, threads: (0..lists.max(1)).map(|_| Mutex::new(Vec::new())).collect() }
+        Self { connector, threads: (0..lists.max(1)).map(|_| List(Mutex::new(Vec::new()))).collect() }
     }
 
     /// Sends `req` (absolute URI: its scheme and authority say where) as an origin-form request.
@@ -107,7 +113,7 @@ impl Pool {
 
     fn list(&self, at: usize) -> std::sync::MutexGuard<'_, Vec<Kept>> {
         // A list is whole at every step (pushes and removals), so a poisoned one is usable.
-        self.threads[at].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.threads[at].0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The most recently used connection that is ready for a request, if any; closed ones and
@@ -172,7 +178,7 @@ impl Pool {
     /// Connections kept by each list (tests).
     #[cfg(test)]
     pub(crate) fn kept(&self) -> Vec<usize> {
-        self.threads.iter().map(|l| l.lock().map(|l| l.len()).unwrap_or(0)).collect()
+        self.threads.iter().map(|l| l.0.lock().map(|l| l.len()).unwrap_or(0)).collect()
     }
 }
 
@@ -224,12 +230,16 @@ pub(super) mod tests {
     }
 
     fn pool() -> Pool {
+        pool_of(1)
+    }
+
+    fn pool_of(lists: usize) -> Pool {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(crate::upstream::client_tls_config(None).unwrap())
             .https_or_http()
             .enable_http1()
             .wrap_connector(HttpConnector::new());
-        Pool::new(connector, 1)
+        Pool::new(connector, lists)
     }
 
     async fn get(pool: &Pool, url: &str) -> Result<String, SendError> {
@@ -237,6 +247,18 @@ pub(super) mod tests {
         let resp = pool.send(req).await?;
         let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
         Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Two serving threads' lists never share a cache line (128 bytes: a line and the one the
+    /// CPU fetches beside it), whatever the size of a list's own fields.
+    #[test]
+    fn each_threads_list_is_alone_on_its_cache_lines() {
+        let pool = pool_of(3);
+        for pair in pool.threads.windows(2) {
+            let (a, b) = (&pair[0] as *const List as usize, &pair[1] as *const List as usize);
+            assert!(b - a >= 128, "lists {a:#x} and {b:#x} are {} bytes apart", b - a);
+            assert_eq!(a % 128, 0, "list at {a:#x} does not start a cache line");
+        }
     }
 
     #[tokio::test]
