@@ -6,7 +6,7 @@ use hyper::body::Incoming;
 
 use super::timeout::IdleTimeout;
 use super::{headers, scrub};
-use crate::body::{self, Body};
+use crate::body::{self, Body, BoxError};
 use crate::error::S3Error;
 use crate::health::Readiness;
 use crate::upstream::Route;
@@ -75,7 +75,9 @@ pub(super) async fn response_filter(
         parts.headers.insert(REQUEST_ID_HEADER, v);
     }
     if !scrub::applies(parts.status, &parts.headers, head) {
-        return Response::from_parts(parts, body::boxed(IdleTimeout::upstream_body(body::boxed(incoming), idle)));
+        // One box: the upstream body is wrapped as it is, not boxed once more inside.
+        let incoming = http_body_util::BodyExt::map_err(incoming, BoxError::from);
+        return Response::from_parts(parts, body::boxed(IdleTimeout::upstream_body(incoming, idle)));
     }
     let read = http_body_util::Limited::new(incoming, scrub::MAX_ERROR_BODY as usize);
     let bytes = match tokio::time::timeout(idle, http_body_util::BodyExt::collect(read)).await {
