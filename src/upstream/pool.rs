@@ -78,7 +78,8 @@ impl Pool {
     /// Sends `req` (absolute URI: its scheme and authority say where) as an origin-form request.
     pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Incoming>, SendError> {
         let at = crate::listener::workers::index().min(self.threads.len() - 1);
-        let target = req.uri().clone();
+        // Taken, not cloned: the request goes with the origin form put in its place.
+        let target = std::mem::take(req.uri_mut());
         let (Some(scheme), Some(authority)) = (target.scheme(), target.authority()) else {
             return Err(SendError::Uri);
         };
@@ -88,15 +89,21 @@ impl Pool {
             attempt += 1;
             // The last attempt goes on a new connection, leaving the kept ones where they are.
             let kept = if attempt < MAX_ATTEMPTS { self.checkout(at, scheme, authority) } else { None };
-            let (mut tx, reused) = match kept {
-                Some(tx) => {
+            let (mut kept, reused) = match kept {
+                Some(kept) => {
                     tracing::trace!(%authority, "reusing a kept upstream connection");
-                    (tx, true)
+                    (kept, true)
                 }
-                _ => (self.connect(scheme, authority).await?, false),
+                _ => {
+                    let tx = self.connect(scheme, authority).await?;
+                    let (scheme, authority) = (scheme.clone(), authority.clone());
+                    (Kept { scheme, authority, tx, last_used: Instant::now() }, false)
+                }
             };
-            let answer = tx.try_send_request(req);
-            self.keep(at, Kept { scheme: scheme.clone(), authority: authority.clone(), tx, last_used: Instant::now() });
+            let answer = kept.tx.try_send_request(req);
+            // A reused connection goes back as it came, with its own scheme and authority.
+            kept.last_used = Instant::now();
+            self.keep(at, kept);
             match answer.await {
                 Ok(resp) => return Ok(resp),
                 Err(mut e) => match e.take_message() {
@@ -118,12 +125,7 @@ impl Pool {
 
     /// The most recently used connection that is ready for a request, if any; closed ones and
     /// ones idle past [`IDLE_TIMEOUT`] are dropped on the way.
-    fn checkout(
-        &self,
-        at: usize,
-        scheme: &http::uri::Scheme,
-        authority: &http::uri::Authority,
-    ) -> Option<SendRequest<Body>> {
+    fn checkout(&self, at: usize, scheme: &http::uri::Scheme, authority: &http::uri::Authority) -> Option<Kept> {
         let mut list = self.list(at);
         let spent = |k: &Kept| k.tx.is_closed() || (k.tx.is_ready() && k.last_used.elapsed() > IDLE_TIMEOUT);
         let before = list.len();
@@ -132,7 +134,7 @@ impl Pool {
             tracing::trace!(dropped = before - list.len(), "closed or long-idle upstream connections dropped");
         }
         let i = list.iter().rposition(|k| k.tx.is_ready() && k.authority == *authority && k.scheme == *scheme)?;
-        Some(list.remove(i).tx)
+        Some(list.remove(i))
     }
 
     /// Puts a connection (busy with the request just sent) back in the thread's list.
